@@ -1,0 +1,344 @@
+/*
+ * fs9 — mount an FS9 namespace with FUSE.
+ *
+ * Start-up order matters for users: everything that can fail (options,
+ * the mount point, the provider's configuration, the kernel mount) is done
+ * while stderr is still the terminal, and the process goes to the
+ * background only once the mount is up.  So the daemon forks first, before
+ * any thread exists, and the parent waits for the child to report.
+ *
+ * Shutdown (SIGINT, SIGTERM, SIGHUP, or umount): the request loop stops,
+ * running provider calls finish and parked reads are ended, every handle
+ * is closed with sync, the providers are destroyed, and the kernel mount
+ * goes last.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/namespace.h"
+#include "fs9_config.h"
+#include "fuse/front.h"
+#include "fuse/options.h"
+
+static int report_fd = -1; /* to the waiting parent, in daemon mode */
+
+/* Fork; the parent waits for the child's verdict and exits with it. */
+static void daemon_start(void)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        perror("fs9: pipe");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fs9: fork");
+        exit(1);
+    }
+    if (pid > 0) {
+        close(p[1]);
+        char status = 1;
+        ssize_t n;
+        do
+            n = read(p[0], &status, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            /* The child died before reporting. */
+            int ws;
+            waitpid(pid, &ws, 0);
+            status = 1;
+        }
+        _exit(status);
+    }
+    close(p[0]);
+    report_fd = p[1];
+    setsid();
+}
+
+static void daemon_report(int status)
+{
+    if (report_fd < 0)
+        return;
+    char s = (char)status;
+    if (write(report_fd, &s, 1) != 1) {
+        /* The parent is gone; nothing to tell. */
+    }
+    close(report_fd);
+    report_fd = -1;
+}
+
+static void daemon_detach(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    if (chdir("/") != 0) {
+        /* Stay where we are; nothing depends on the directory. */
+    }
+    fs9_log_use_syslog(1);
+    daemon_report(0);
+}
+
+/* Is `path` (canonical) itself a mount point? */
+static int is_mount_point(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* id parent major:minor root mountpoint ... */
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 0; tok && i < 4; i++)
+            tok = strtok_r(NULL, " ", &save);
+        if (!tok)
+            continue;
+        /* mountinfo escapes space, tab, newline, backslash as \ooo */
+        char un[4096];
+        size_t j = 0;
+        for (const char *s = tok; *s && j + 1 < sizeof un; s++) {
+            if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+                un[j++] = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) |
+                                 (s[3] - '0'));
+                s += 3;
+            } else {
+                un[j++] = *s;
+            }
+        }
+        un[j] = '\0';
+        found = strcmp(un, path) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Check the mount point; write its canonical form into `out`. */
+static int check_mountpoint(const char *mp, int clear_stale, char *out)
+{
+    struct stat st;
+    if (stat(mp, &st) != 0) {
+        if (errno == ENOTCONN) {
+            if (clear_stale) {
+                if (umount2(mp, MNT_DETACH) != 0) {
+                    char cmd[PATH_MAX + 64];
+                    snprintf(cmd, sizeof cmd, "fusermount3 -u -z -- '%s'",
+                             mp);
+                    if (system(cmd) != 0) {
+                        fprintf(stderr, "fs9: %s: could not clear the stale "
+                                        "mount\n", mp);
+                        return -1;
+                    }
+                }
+                fs9_warn("cleared a stale mount at %s", mp);
+                return check_mountpoint(mp, 0, out);
+            }
+            fprintf(stderr, "fs9: %s: a dead FUSE mount is still there "
+                            "(transport endpoint is not connected); clear it "
+                            "with 'fusermount3 -u %s' or mount with "
+                            "-o clear_stale\n", mp, mp);
+            return -1;
+        }
+        fprintf(stderr, "fs9: mount point %s: %s\n", mp, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "fs9: mount point %s: not a directory\n", mp);
+        return -1;
+    }
+    if (!realpath(mp, out)) {
+        fprintf(stderr, "fs9: mount point %s: %s\n", mp, strerror(errno));
+        return -1;
+    }
+    if (is_mount_point(out)) {
+        fprintf(stderr, "fs9: %s is already a mount point (unmount it "
+                        "first)\n", out);
+        return -1;
+    }
+    return 0;
+}
+
+static void list_one(void *arg, const struct fs9_catalog_entry *e)
+{
+    (void)arg;
+    printf("%-10s %-8s %-16s %s\n", e->ops->name,
+           e->ops->version ? e->ops->version : "-", e->origin,
+           e->ops->description ? e->ops->description : "");
+}
+
+/* SOURCE -> provider name and its settings.  "localfs:DIR" gives
+ * root=DIR; "PROVIDER:ARG" gives arg=ARG. */
+static int source_provider(struct fs9_cmdline *c, char *name, size_t len)
+{
+    const char *colon = strchr(c->source, ':');
+    size_t n = colon ? (size_t)(colon - c->source) : strlen(c->source);
+    if (n == 0 || n >= len) {
+        fprintf(stderr, "fs9: bad SOURCE '%s' (expected memfs, localfs:DIR "
+                        "or PROVIDER[:ARG])\n", c->source);
+        return -1;
+    }
+    memcpy(name, c->source, n);
+    name[n] = '\0';
+    if (colon) {
+        const char *arg = colon + 1;
+        const char *key = strcmp(name, "localfs") == 0 ? "root" : "arg";
+        char real[PATH_MAX];
+        if (strcmp(key, "root") == 0 && realpath(arg, real))
+            arg = real; /* so the daemon's chdir("/") does not matter */
+        if (fs9_cmdline_add_item(c, key, arg) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct fs9_cmdline c;
+    int status = 1;
+    if (fs9_cmdline_parse(argc, argv, &c) < 0) {
+        fs9_cmdline_free(&c);
+        return 1;
+    }
+    if (c.show_help) {
+        fs9_cmdline_usage("fs9");
+        fs9_cmdline_free(&c);
+        return 0;
+    }
+    if (c.show_version) {
+        printf("fs9 %s (provider ABI %d, FUSE %d)\n", FS9_VERSION,
+               FS9_PROVIDER_ABI_VERSION, fuse_version());
+        fs9_cmdline_free(&c);
+        return 0;
+    }
+    fs9_log_init("fs9", 0, c.log_level >= 0 ? c.log_level : FS9_LOG_WARN);
+
+    if (c.list_providers) {
+        struct fs9_ns_config nc = {.dispatch = c.dispatch, .owner = getuid()};
+        struct fs9_ns *ns = fs9_ns_new(&nc);
+        if (!ns) {
+            fprintf(stderr, "fs9: out of memory\n");
+            return 1;
+        }
+        printf("%-10s %-8s %-16s %s\n", "PROVIDER", "VERSION", "ORIGIN",
+               "DESCRIPTION");
+        fs9_ns_foreach_provider(ns, list_one, NULL);
+        fs9_ns_free(ns);
+        fs9_cmdline_free(&c);
+        return 0;
+    }
+
+    char mountpoint[PATH_MAX];
+    char provider[64];
+    if (check_mountpoint(c.mountpoint, c.clear_stale, mountpoint) < 0 ||
+        source_provider(&c, provider, sizeof provider) < 0) {
+        fs9_cmdline_free(&c);
+        return 1;
+    }
+
+    if (!c.foreground)
+        daemon_start();
+
+    struct fs9_ns_config nc = {.dispatch = c.dispatch, .owner = getuid()};
+    struct fs9_ns *ns = fs9_ns_new(&nc);
+    struct fs9_fuse fs;
+    struct fuse_session *se = NULL;
+    int fs_ready = 0;
+    if (!ns) {
+        fprintf(stderr, "fs9: cannot start (out of memory or threads)\n");
+        goto out;
+    }
+    char err[1024];
+    if (fs9_ns_mount(ns, "/", provider, c.items, c.nitems, err,
+                     sizeof err) < 0) {
+        fprintf(stderr, "fs9: %s\n", err);
+        goto out;
+    }
+    if (fs9_fuse_init(&fs, ns, &c.fuse) < 0) {
+        fprintf(stderr, "fs9: cannot start: out of memory\n");
+        goto out;
+    }
+    fs_ready = 1;
+
+    /* libfuse arguments: our fixed options, then the user's. */
+    char opts[4096];
+    snprintf(opts, sizeof opts,
+             "default_permissions,fsname=%s,subtype=fs9%s%s",
+             c.fsname ? c.fsname : c.source, c.fuse_opts ? "," : "",
+             c.fuse_opts ? c.fuse_opts : "");
+    char *fargv[] = {argv[0], "-o", opts, c.debug ? "-d" : NULL, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(c.debug ? 4 : 3, fargv);
+    se = fuse_session_new(&args, &fs9_fuse_ops, sizeof fs9_fuse_ops, &fs);
+    fuse_opt_free_args(&args);
+    if (!se) {
+        fprintf(stderr, "fs9: bad mount options '%s'\n", opts);
+        goto out;
+    }
+    fs.se = se;
+    if (fuse_set_signal_handlers(se) != 0) {
+        fprintf(stderr, "fs9: cannot install signal handlers\n");
+        goto out;
+    }
+    if (fuse_session_mount(se, mountpoint) != 0) {
+        fprintf(stderr, "fs9: cannot mount at %s (see the message above)\n",
+                mountpoint);
+        fuse_remove_signal_handlers(se);
+        goto out;
+    }
+    fs9_info("mounted %s at %s", c.source, mountpoint);
+    if (!c.foreground)
+        daemon_detach();
+
+    int rc;
+    if (c.single_thread) {
+        rc = fuse_session_loop(se);
+    } else {
+        struct fuse_loop_config *lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, (unsigned)c.clone_fd);
+        fuse_loop_cfg_set_max_threads(lc, c.max_threads);
+        rc = fuse_session_loop_mt(se, lc);
+        fuse_loop_cfg_destroy(lc);
+    }
+    fuse_remove_signal_handlers(se);
+    if (rc < 0)
+        fs9_error("request loop ended: %s", strerror(-rc));
+
+    /* Finish what is running (answers still reach the kernel), then close
+     * every handle with sync and destroy the providers, then unmount. */
+    fs9_dispatcher_drain(fs9_ns_dispatcher(ns));
+    fs9_fuse_fini(&fs);
+    fs_ready = 0;
+    int bad = fs9_ns_free(ns);
+    ns = NULL;
+    if (bad)
+        fs9_error("%d file(s) reported an error when closed at shutdown",
+                  bad);
+    fuse_session_unmount(se);
+    fs9_info("unmounted %s", mountpoint);
+    status = rc < 0 || bad ? 1 : 0;
+
+out:
+    if (fs_ready)
+        fs9_fuse_fini(&fs);
+    if (ns)
+        fs9_ns_free(ns);
+    if (se)
+        fuse_session_destroy(se);
+    fs9_cmdline_free(&c);
+    daemon_report(status);
+    return status;
+}
