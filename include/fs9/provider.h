@@ -436,6 +436,10 @@ struct fs9_provider_ops {
      *  open(CREATE|EXCL|NOHANDLE) and refuses devices with -EPERM. */
     int (*mknod)(void *self, const struct fs9_ctx *ctx, const char *path,
                  uint32_t mode, uint64_t rdev, struct fs9_attr *out);
+
+    /** The setting `fs9 NAME:ARG` fills with ARG (localfs: "root"); NULL
+     *  when the provider takes no such argument. */
+    const char *arg_key;
 };
 
 /** The symbol a plugin exports (see FS9_PROVIDER_ENTRY). */

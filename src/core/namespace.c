@@ -1,6 +1,7 @@
 /* namespace — see namespace.h. */
 #include "core/namespace.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/ctl.h"
 #include "core/log.h"
 #include "core/namespace_i.h"
 #include "core/router.h"
@@ -31,6 +33,13 @@ struct fs9_ns {
     void *notify_arg;
     fs9_mount_hook mount_hook;
     void *mount_arg;
+    fs9_info_hook info_hook;
+    void *info_arg;
+
+    pthread_mutex_t error_lock;
+    char error[1024]; /* why the last control command failed */
+
+    struct fs9_stats stats;
 };
 
 /* ---- handles ---- */
@@ -126,9 +135,39 @@ static char *join_options(const struct fs9_config_item *items, size_t count)
     return s;
 }
 
+static int mount_ops(struct fs9_ns *ns, const char *path, const char *name,
+                     const struct fs9_provider_ops *ops,
+                     const struct fs9_config_item *items, size_t count,
+                     char *err, size_t errlen);
+
 int fs9_ns_mount(struct fs9_ns *ns, const char *path, const char *name,
                  const struct fs9_config_item *items, size_t count,
                  char *err, size_t errlen)
+{
+    const struct fs9_catalog_entry *e = fs9_ns_find_provider(ns, name);
+    if (!e) {
+        snprintf(err, errlen, "unknown provider '%s' (fs9 --list-providers "
+                 "shows those available)", name);
+        return -ENOENT;
+    }
+    return mount_ops(ns, path, name, e->ops, items, count, err, errlen);
+}
+
+int fs9_ns_mount_control(struct fs9_ns *ns, char *err, size_t errlen)
+{
+    return mount_ops(ns, FS9_CONTROL_PATH, "ctl", &fs9_ctl_ops, NULL, 0,
+                     err, errlen);
+}
+
+struct fs9_ns *fs9_ns_of_host(const struct fs9_host *host)
+{
+    return ((struct fs9_mount *)host->ctx)->owner;
+}
+
+static int mount_ops(struct fs9_ns *ns, const char *path, const char *name,
+                     const struct fs9_provider_ops *ops,
+                     const struct fs9_config_item *items, size_t count,
+                     char *err, size_t errlen)
 {
     char canon[4096];
     int rc = fs9_path_normalize(path, canon, sizeof canon);
@@ -138,12 +177,6 @@ int fs9_ns_mount(struct fs9_ns *ns, const char *path, const char *name,
                                      : "must be absolute, without '..'");
         return -EINVAL;
     }
-    const struct fs9_catalog_entry *e = fs9_ns_find_provider(ns, name);
-    if (!e) {
-        snprintf(err, errlen, "unknown provider '%s' (fs9 --list-providers "
-                 "shows those available)", name);
-        return -ENOENT;
-    }
     struct fs9_mount *m = calloc(1, sizeof *m);
     if (!m)
         goto nomem;
@@ -152,7 +185,7 @@ int fs9_ns_mount(struct fs9_ns *ns, const char *path, const char *name,
     m->options = join_options(items, count);
     if (!m->path || !m->source || !m->options)
         goto nomem_m;
-    m->ops = e->ops;
+    m->ops = ops;
     m->owner = ns;
     m->release = mount_release;
     atomic_store(&m->refs, 1);
@@ -174,7 +207,7 @@ int fs9_ns_mount(struct fs9_ns *ns, const char *path, const char *name,
     struct fs9_config cfg = {.items = items, .count = count,
                              .mount_path = canon};
     char perr[512] = "";
-    rc = e->ops->create(&m->host, &cfg, &m->self, perr, sizeof perr);
+    rc = ops->create(&m->host, &cfg, &m->self, perr, sizeof perr);
     if (rc < 0 || !m->self) {
         if (rc >= 0)
             rc = -EIO;
@@ -184,7 +217,7 @@ int fs9_ns_mount(struct fs9_ns *ns, const char *path, const char *name,
         fs9_mount_unref(m);
         return rc;
     }
-    m->caps = e->ops->capabilities ? e->ops->capabilities(m->self) : 0;
+    m->caps = ops->capabilities ? ops->capabilities(m->self) : 0;
 
     rc = fs9_mount_table_add(ns->mounts, m);
     if (rc < 0) {
@@ -347,6 +380,7 @@ struct fs9_ns *fs9_ns_new(const struct fs9_ns_config *cfg)
     if (!ns)
         return NULL;
     pthread_mutex_init(&ns->lock, NULL);
+    pthread_mutex_init(&ns->error_lock, NULL);
     ns->owner = cfg->owner;
     clock_gettime(CLOCK_REALTIME, &ns->birth);
     ns->mounts = fs9_mount_table_new();
@@ -422,10 +456,14 @@ int fs9_ns_free(struct fs9_ns *ns)
         fs9_registry_free(ns->handles);
     if (ns->dispatcher)
         fs9_dispatcher_free(ns->dispatcher);
-    for (size_t i = 0; i < ns->ncatalog; i++)
+    for (size_t i = 0; i < ns->ncatalog; i++) {
         free(ns->catalog[i].origin);
+        if (ns->catalog[i].dl)
+            dlclose(ns->catalog[i].dl); /* every instance is gone */
+    }
     free(ns->catalog);
     pthread_mutex_destroy(&ns->lock);
+    pthread_mutex_destroy(&ns->error_lock);
     free(ns);
     return errors;
 }
@@ -466,4 +504,39 @@ void fs9_ns_set_mount_hook(struct fs9_ns *ns, fs9_mount_hook hook, void *arg)
 struct timespec fs9_ns_birth(struct fs9_ns *ns)
 {
     return ns->birth;
+}
+
+void fs9_ns_set_error(struct fs9_ns *ns, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&ns->error_lock);
+    va_start(ap, fmt);
+    vsnprintf(ns->error, sizeof ns->error, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&ns->error_lock);
+}
+
+size_t fs9_ns_last_error(struct fs9_ns *ns, char *buf, size_t size)
+{
+    pthread_mutex_lock(&ns->error_lock);
+    snprintf(buf, size, "%s", ns->error);
+    pthread_mutex_unlock(&ns->error_lock);
+    return strlen(buf);
+}
+
+struct fs9_stats *fs9_ns_stats(struct fs9_ns *ns)
+{
+    return &ns->stats;
+}
+
+void fs9_ns_set_info_hook(struct fs9_ns *ns, fs9_info_hook hook, void *arg)
+{
+    ns->info_arg = arg;
+    ns->info_hook = hook;
+}
+
+void fs9_ns_info(struct fs9_ns *ns, char *buf, size_t size, size_t *len)
+{
+    if (ns->info_hook)
+        ns->info_hook(ns->info_arg, buf, size, len);
 }

@@ -19,6 +19,7 @@
 #include "core/dispatch.h"
 #include "core/handle.h"
 #include "core/mount.h"
+#include "core/stats.h"
 #include "fs9/provider.h"
 
 /** A provider the namespace can mount. */
@@ -92,6 +93,29 @@ void fs9_ns_set_notify_hook(struct fs9_ns *ns, fs9_notify_hook hook,
 /** Called after a mount or unmount at `path`, for cache invalidation. */
 typedef void (*fs9_mount_hook)(void *arg, const char *path);
 void fs9_ns_set_mount_hook(struct fs9_ns *ns, fs9_mount_hook hook, void *arg);
+
+/** Mount the control files (ctl.h) at FS9_CONTROL_PATH. */
+int fs9_ns_mount_control(struct fs9_ns *ns, char *err, size_t errlen);
+
+/** The namespace a provider instance belongs to, from its host services.
+ *  For providers built into the core (the control files) only. */
+struct fs9_ns *fs9_ns_of_host(const struct fs9_host *host);
+
+/** Remember why the last control command failed (shown in
+ *  /.fs9/error), and read it back (returns its length). */
+void fs9_ns_set_error(struct fs9_ns *ns, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t fs9_ns_last_error(struct fs9_ns *ns, char *buf, size_t size);
+
+/** Operation statistics of the namespace, recorded by its front end. */
+struct fs9_stats *fs9_ns_stats(struct fs9_ns *ns);
+
+/** Lines the front end adds to /.fs9/stats ("inodes.live N"): the hook
+ *  appends to buf from *len on, never past size - 1. */
+typedef void (*fs9_info_hook)(void *arg, char *buf, size_t size,
+                              size_t *len);
+void fs9_ns_set_info_hook(struct fs9_ns *ns, fs9_info_hook hook, void *arg);
+void fs9_ns_info(struct fs9_ns *ns, char *buf, size_t size, size_t *len);
 
 /** Key parked reads wait on for object `rel` of mount `m`. */
 uint64_t fs9_ns_park_key(const struct fs9_mount *m, const char *rel);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ctl.h"
 #include "core/log.h"
 #include "core/namespace_i.h"
 
@@ -416,11 +417,16 @@ int fs9_ns_poll(struct fs9_ns *ns, struct fs9_handle *h, uint32_t events,
 struct child_list {
     char **names;
     size_t n, cap;
+    int in_root;
 };
 
 static int collect_child(void *arg, const char *name)
 {
     struct child_list *c = arg;
+    /* The control directory is reached by name but not listed (as ZFS
+     * hides .zfs): tar, rsync and cp -a of the root leave it alone. */
+    if (c->in_root && strcmp(name, FS9_CONTROL_PATH + 1) == 0)
+        return 0;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
         char **v = realloc(c->names, cap * sizeof *v);
@@ -484,7 +490,7 @@ int fs9_ns_readdir(struct fs9_ns *ns, struct fs9_handle *h, uint64_t off,
         return -EIO;
     if (off == 0 || (off & SYNTH_BIT)) {
         uint64_t idx = off ? (off & ~SYNTH_BIT) : 0;
-        struct child_list c = {0};
+        struct child_list c = {.in_root = strcmp(h->path, "/") == 0};
         if (h->ns_flags & FS9__NSF_HAS_MOUNTS) {
             int rc = fs9_mount_table_children(fs9_ns_mounts(ns), h->path,
                                               collect_child, &c);

@@ -53,6 +53,8 @@ struct fs9_fuse {
     pthread_mutex_t inval_lock;
     pthread_cond_t inval_cond;
     struct fs9_inval *inval_head, *inval_tail;
+    uint64_t inval_pushed; /* invalidations queued so far */
+    uint64_t inval_done;   /* the last one delivered */
     int inval_stop;
     int inval_started;
     pthread_t inval_thread;

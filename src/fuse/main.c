@@ -24,8 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/namespace.h"
+#include "core/plugin.h"
 #include "fs9_config.h"
 #include "fuse/front.h"
 #include "fuse/options.h"
@@ -181,9 +183,58 @@ static void list_one(void *arg, const struct fs9_catalog_entry *e)
            e->ops->description ? e->ops->description : "");
 }
 
-/* SOURCE -> provider name and its settings.  "localfs:DIR" gives
- * root=DIR; "PROVIDER:ARG" gives arg=ARG. */
-static int source_provider(struct fs9_cmdline *c, char *name, size_t len)
+static void report_plugin(void *arg, const char *msg)
+{
+    (void)arg;
+    fs9_warn("plugin refused: %s", msg);
+}
+
+/* The default plugin directory: the installed one, or — for fs9 run from
+ * its build tree — the build's plugins/ next to src/fuse/. */
+static const char *default_plugin_dir(char *buf, size_t len)
+{
+    struct stat st;
+    if (stat(FS9_PLUGIN_DIR, &st) == 0)
+        return FS9_PLUGIN_DIR;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    int w = snprintf(buf, len, "%.*s/../../plugins", PATH_MAX - 32, exe);
+    if (w > 0 && (size_t)w < len && stat(buf, &st) == 0 &&
+        S_ISDIR(st.st_mode))
+        return buf;
+    return NULL;
+}
+
+/* Load plugins from plugin_dir= (or the default directory) and each
+ * plugin=; refusals are reported and the others still load. */
+static void load_plugins(struct fs9_ns *ns, const struct fs9_cmdline *c)
+{
+    char buf[PATH_MAX];
+    const char *dir = c->plugin_dir ? c->plugin_dir
+                                    : default_plugin_dir(buf, sizeof buf);
+    if (dir) {
+        int n = fs9_plugin_load_dir(ns, dir, report_plugin, NULL);
+        if (n < 0 && c->plugin_dir)
+            fs9_warn("plugin_dir=%s: %s", dir, strerror(-n));
+    }
+    for (size_t i = 0; i < c->nplugins; i++) {
+        char err[1024];
+        if (fs9_plugin_load(ns, c->plugins[i], err, sizeof err) < 0)
+            fs9_warn("plugin refused: %s", err);
+    }
+}
+
+/* SOURCE -> provider name and its settings: "NAME:ARG" sets the setting
+ * the provider names as its arg_key (localfs: root=ARG). */
+static int source_provider(struct fs9_ns *ns, struct fs9_cmdline *c,
+                           char *name, size_t len)
 {
     const char *colon = strchr(c->source, ':');
     size_t n = colon ? (size_t)(colon - c->source) : strlen(c->source);
@@ -194,16 +245,111 @@ static int source_provider(struct fs9_cmdline *c, char *name, size_t len)
     }
     memcpy(name, c->source, n);
     name[n] = '\0';
-    if (colon) {
-        const char *arg = colon + 1;
-        const char *key = strcmp(name, "localfs") == 0 ? "root" : "arg";
-        char real[PATH_MAX];
-        if (strcmp(key, "root") == 0 && realpath(arg, real))
-            arg = real; /* so the daemon's chdir("/") does not matter */
-        if (fs9_cmdline_add_item(c, key, arg) < 0)
-            return -1;
+    if (!colon)
+        return 0;
+    const struct fs9_catalog_entry *e = fs9_ns_find_provider(ns, name);
+    if (!e)
+        return 0; /* reported by the mount, with the list hint */
+    if (!e->ops->arg_key) {
+        fprintf(stderr, "fs9: provider '%s' takes no argument (%s); use "
+                        "-o key=value settings\n", name, c->source);
+        return -1;
     }
-    return 0;
+    const char *arg = colon + 1;
+    char real[PATH_MAX];
+    if (strcmp(e->ops->arg_key, "root") == 0 && realpath(arg, real))
+        arg = real; /* so the daemon's chdir("/") does not matter */
+    return fs9_cmdline_add_item(c, e->ops->arg_key, arg) < 0 ? -1 : 0;
+}
+
+/* Is SOURCE a configuration file rather than PROVIDER[:ARG]?  Provider
+ * names are [a-z0-9_-]+, so anything else before a ':' is a file. */
+static int source_is_config(const char *source)
+{
+    const char *p = source;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+           *p == '_' || *p == '-')
+        p++;
+    return p == source || (*p && *p != ':');
+}
+
+static void report_conf(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "fs9: %s\n", msg);
+}
+
+/* Read the configuration file, apply its [fs9] settings.  Returns the
+ * number of problems (all printed). */
+static int load_config(struct fs9_cmdline *c, struct fs9_conf *conf)
+{
+    int n = fs9_conf_load(c->source, conf, report_conf, NULL);
+    if (n < 0) {
+        fprintf(stderr, "fs9: configuration %s: %s\n", c->source,
+                strerror(-n));
+        return 1;
+    }
+    struct fs9_config_item *g = calloc(conf->nglobals + 1, sizeof *g);
+    int *lines = calloc(conf->nglobals + 1, sizeof *lines);
+    if (!g || !lines) {
+        free(g);
+        free(lines);
+        return n + 1;
+    }
+    for (size_t i = 0; i < conf->nglobals; i++) {
+        g[i].key = conf->globals[i].key;
+        g[i].value = conf->globals[i].value;
+        lines[i] = conf->globals[i].line;
+    }
+    n += fs9_cmdline_apply_config(c, g, lines, conf->nglobals, c->source);
+    free(g);
+    free(lines);
+    return n;
+}
+
+/* Mount every [mount PATH] of the configuration (memfs at "/" unless the
+ * file mounts something there).  Reports every failure with its line;
+ * returns how many failed. */
+static int mount_config(struct fs9_ns *ns, const struct fs9_conf *conf)
+{
+    int failed = 0, has_root = 0;
+    for (size_t i = 0; i < conf->nmounts; i++)
+        has_root |= strcmp(conf->mounts[i].path, "/") == 0;
+    char err[1024];
+    if (!has_root && fs9_ns_mount(ns, "/", "memfs", NULL, 0, err,
+                                  sizeof err) < 0) {
+        fprintf(stderr, "fs9: %s\n", err);
+        failed++;
+    }
+    for (size_t i = 0; i < conf->nmounts; i++) {
+        const struct fs9_conf_mount *m = &conf->mounts[i];
+        if (!m->provider)
+            continue; /* reported when the file was read */
+        if (!fs9_ns_find_provider(ns, m->provider)) {
+            fprintf(stderr, "fs9: %s:%d: unknown provider '%s' (fs9 "
+                            "--list-providers shows those available)\n",
+                    conf->file, m->provider_line, m->provider);
+            failed++;
+            continue;
+        }
+        struct fs9_config_item *items = calloc(m->nitems + 1, sizeof *items);
+        if (!items) {
+            failed++;
+            continue;
+        }
+        for (size_t j = 0; j < m->nitems; j++) {
+            items[j].key = m->items[j].key;
+            items[j].value = m->items[j].value;
+        }
+        if (fs9_ns_mount(ns, m->path, m->provider, items, m->nitems, err,
+                         sizeof err) < 0) {
+            int line = fs9_conf_line_of(m->items, m->nitems, err, m->line);
+            fprintf(stderr, "fs9: %s:%d: %s\n", conf->file, line, err);
+            failed++;
+        }
+        free(items);
+    }
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -234,6 +380,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "fs9: out of memory\n");
             return 1;
         }
+        load_plugins(ns, &c);
         printf("%-10s %-8s %-16s %s\n", "PROVIDER", "VERSION", "ORIGIN",
                "DESCRIPTION");
         fs9_ns_foreach_provider(ns, list_one, NULL);
@@ -244,8 +391,26 @@ int main(int argc, char **argv)
 
     char mountpoint[PATH_MAX];
     char provider[64];
-    if (check_mountpoint(c.mountpoint, c.clear_stale, mountpoint) < 0 ||
-        source_provider(&c, provider, sizeof provider) < 0) {
+    struct fs9_conf conf;
+    memset(&conf, 0, sizeof conf);
+    int from_config = source_is_config(c.source);
+    int conf_problems = 0;
+    if (from_config) {
+        if (c.nitems) {
+            fprintf(stderr, "fs9: setting '%s' is for a provider: with a "
+                            "configuration file, put it in its [mount PATH] "
+                            "section\n", c.items[0].key);
+            fs9_cmdline_free(&c);
+            return 1;
+        }
+        conf_problems = load_config(&c, &conf);
+        if (conf_problems > 0)
+            c.foreground = 1; /* check the mounts too, then give up */
+        fs9_log_init("fs9", 0,
+                     c.log_level >= 0 ? c.log_level : FS9_LOG_WARN);
+    }
+    if (check_mountpoint(c.mountpoint, c.clear_stale, mountpoint) < 0) {
+        fs9_conf_free(&conf);
         fs9_cmdline_free(&c);
         return 1;
     }
@@ -262,9 +427,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "fs9: cannot start (out of memory or threads)\n");
         goto out;
     }
+    load_plugins(ns, &c);
     char err[1024];
-    if (fs9_ns_mount(ns, "/", provider, c.items, c.nitems, err,
-                     sizeof err) < 0) {
+    if (from_config) {
+        if (mount_config(ns, &conf) > 0 || conf_problems > 0)
+            goto out; /* every problem is reported; nothing is mounted */
+    } else {
+        if (source_provider(ns, &c, provider, sizeof provider) < 0)
+            goto out;
+        if (fs9_ns_mount(ns, "/", provider, c.items, c.nitems, err,
+                         sizeof err) < 0) {
+            fprintf(stderr, "fs9: %s\n", err);
+            goto out;
+        }
+    }
+    if (fs9_ns_mount_control(ns, err, sizeof err) < 0) {
         fprintf(stderr, "fs9: %s\n", err);
         goto out;
     }
@@ -338,6 +515,7 @@ out:
         fs9_ns_free(ns);
     if (se)
         fuse_session_destroy(se);
+    fs9_conf_free(&conf);
     fs9_cmdline_free(&c);
     daemon_report(status);
     return status;

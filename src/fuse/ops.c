@@ -35,6 +35,15 @@ enum opcode {
     OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_POLL,
 };
 
+/* Names in /.fs9/stats, in enum opcode order. */
+static const char *const op_names[] = {
+    "lookup", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
+    "rmdir", "symlink", "rename", "link", "open", "read", "write", "release",
+    "fsync", "opendir", "readdir", "readdirplus", "releasedir", "statfs",
+    "setxattr", "getxattr", "listxattr", "removexattr", "create",
+    "fallocate", "poll", NULL,
+};
+
 struct op {
     struct fs9_work work; /* first: the dispatcher hands us back this */
     struct fs9_fuse *fs;
@@ -56,6 +65,7 @@ struct op {
     struct stat st;
     struct fuse_file_info fi;
     struct fuse_pollhandle *ph;
+    uint64_t t0; /* when the request arrived, for /.fs9/stats */
     const void *data; /* write data or xattr value: borrowed inline, into
                          buf when the call goes to the pool */
     uint64_t *entered; /* readdirplus: nodeids handed out, to undo */
@@ -220,24 +230,38 @@ static struct op *op_new(fuse_req_t req, int code, int (*exec)(struct op *),
         p += ln2;
     }
     op->data = extra ? p : NULL;
+    op->t0 = fs9_now_ns();
     fs9_work_init(&op->work, op->fs->d);
     return op;
 }
 
-/* Win the right to answer.  An interruptible op first unregisters its
- * interrupt callback, which also waits for one that is running. */
-static int op_claim(struct op *op)
+static void op_record(struct op *op, int failed)
+{
+    fs9_stats_record(fs9_ns_stats(op->fs->ns), (unsigned)op->code, failed,
+                     fs9_now_ns() - op->t0);
+}
+
+/* Win the right to answer (with an error when `failed`).  An interruptible
+ * op first unregisters its interrupt callback, which also waits for one
+ * that is running. */
+static int op_claim_as(struct op *op, int failed)
 {
     if (!fs9_work_claim(&op->work))
         return 0;
     if (op->interruptible)
         fuse_req_interrupt_func(op->req, NULL, NULL);
+    op_record(op, failed);
     return 1;
+}
+
+static int op_claim(struct op *op)
+{
+    return op_claim_as(op, 0);
 }
 
 static int reply_err(struct op *op, int rc)
 {
-    if (op_claim(op))
+    if (op_claim_as(op, rc != 0))
         fuse_reply_err(op->req, rc < 0 ? -rc : rc);
     return FS9_WORK_DONE;
 }
@@ -253,6 +277,7 @@ static void op_answer(struct fs9_work *w, int err)
     struct op *op = (struct op *)w;
     if (op->interruptible)
         fuse_req_interrupt_func(op->req, NULL, NULL);
+    op_record(op, err != 0);
     if (err == 0)
         fuse_reply_buf(op->req, NULL, 0); /* end of a parked read */
     else
@@ -416,7 +441,7 @@ static int exec_lookup(struct op *op)
     int rc = fs9_ns_stat(op->fs->ns, &op->ctx, &op->r, NULL, &a);
     if (rc == -ENOENT && op->fs->opt.negative_timeout > 0 &&
         !external(op->r.mount)) {
-        if (op_claim(op)) {
+        if (op_claim_as(op, 1)) { /* ENOENT, cached by the kernel */
             struct fuse_entry_param e;
             memset(&e, 0, sizeof e);
             e.entry_timeout = op->fs->opt.negative_timeout;
@@ -1407,6 +1432,7 @@ static void fs9_poll(fuse_req_t req, fuse_ino_t ino,
 struct fs9_inval {
     uint64_t parent; /* entry: (parent, name); inode: parent == 0 */
     uint64_t ino;
+    uint64_t seq;    /* order of pushing, for inval_wait() */
     struct fs9_inval *next;
     char name[];
 };
@@ -1432,31 +1458,54 @@ static void *inval_main(void *arg)
             if (v->ino)
                 fuse_lowlevel_notify_inval_inode(fs->se, v->ino, 0, 0);
         }
-        free(v);
         pthread_mutex_lock(&fs->inval_lock);
+        fs->inval_done = v->seq;
+        pthread_cond_broadcast(&fs->inval_cond);
+        free(v);
     }
     pthread_mutex_unlock(&fs->inval_lock);
     return NULL;
 }
 
-static void inval_push(struct fs9_fuse *fs, uint64_t parent,
-                       const char *name, uint64_t ino)
+static uint64_t inval_push(struct fs9_fuse *fs, uint64_t parent,
+                           const char *name, uint64_t ino)
 {
     size_t len = name ? strlen(name) : 0;
     struct fs9_inval *v = malloc(sizeof *v + len + 1);
     if (!v)
-        return;
+        return 0;
     v->parent = parent;
     v->ino = ino;
     v->next = NULL;
     memcpy(v->name, name ? name : "", len + 1);
     pthread_mutex_lock(&fs->inval_lock);
+    v->seq = ++fs->inval_pushed;
     if (fs->inval_tail)
         fs->inval_tail->next = v;
     else
         fs->inval_head = v;
     fs->inval_tail = v;
-    pthread_cond_signal(&fs->inval_cond);
+    pthread_cond_broadcast(&fs->inval_cond);
+    uint64_t seq = v->seq;
+    pthread_mutex_unlock(&fs->inval_lock);
+    return seq;
+}
+
+/* Wait (at most `ms`) until invalidation `seq` has reached the kernel.
+ * The wait is bounded, so a kernel blocked on a lock the caller's own
+ * request holds delays, never deadlocks. */
+static void inval_wait(struct fs9_fuse *fs, uint64_t seq, unsigned ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&fs->inval_lock);
+    while (fs->inval_done < seq && !fs->inval_stop)
+        if (pthread_cond_timedwait(&fs->inval_cond, &fs->inval_lock,
+                                   &until) != 0)
+            break;
     pthread_mutex_unlock(&fs->inval_lock);
 }
 
@@ -1502,7 +1551,9 @@ static void on_mount_change(void *arg, const char *path)
         if (len <= NAME_MAX) {
             memcpy(comp, name, len);
             comp[len] = '\0';
-            inval_push(fs, parent, comp, parent);
+            /* Mounts change through /.fs9/ctl: when the write returns, the
+             * change must show. */
+            inval_wait(fs, inval_push(fs, parent, comp, parent), 500);
         }
     }
 }
@@ -1526,6 +1577,17 @@ static void on_notify(void *arg, struct fs9_mount *m, const char *path,
         if ((events & FS9_NOTIFY_ENTRY) && parent && name && *name)
             inval_push(fs, parent, name, parent);
     }
+}
+
+static void front_info(void *arg, char *buf, size_t size, size_t *len)
+{
+    struct fs9_fuse *fs = arg;
+    if (*len + 1 >= size)
+        return;
+    int n = snprintf(buf + *len, size - *len, "inodes.live %zu\n",
+                     fs9_inode_count(fs->inodes));
+    if (n > 0 && (size_t)n < size - *len)
+        *len += (size_t)n;
 }
 
 /* ---- init ---- */
@@ -1634,8 +1696,10 @@ int fs9_fuse_init(struct fs9_fuse *fs, struct fs9_ns *ns,
         return -rc;
     }
     fs->inval_started = 1;
+    fs9_stats_init(fs9_ns_stats(ns), op_names);
     fs9_ns_set_notify_hook(ns, on_notify, fs);
     fs9_ns_set_mount_hook(ns, on_mount_change, fs);
+    fs9_ns_set_info_hook(ns, front_info, fs);
     return 0;
 }
 
@@ -1643,10 +1707,11 @@ void fs9_fuse_fini(struct fs9_fuse *fs)
 {
     fs9_ns_set_notify_hook(fs->ns, NULL, NULL);
     fs9_ns_set_mount_hook(fs->ns, NULL, NULL);
+    fs9_ns_set_info_hook(fs->ns, NULL, NULL);
     if (fs->inval_started) {
         pthread_mutex_lock(&fs->inval_lock);
         fs->inval_stop = 1;
-        pthread_cond_signal(&fs->inval_cond);
+        pthread_cond_broadcast(&fs->inval_cond);
         pthread_mutex_unlock(&fs->inval_lock);
         pthread_join(fs->inval_thread, NULL);
         fs->inval_started = 0;

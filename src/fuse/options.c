@@ -2,11 +2,13 @@
 #include "fuse/options.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "fs9_config.h"
 
 /* Kernel mount options libfuse understands: passed through. */
 static const char *const fuse_passthrough[] = {
@@ -70,14 +72,31 @@ int fs9_cmdline_add_item(struct fs9_cmdline *c, const char *key,
     return 0;
 }
 
+/* Where the option being parsed reports what is wrong with it. */
+struct opt_err {
+    char *buf;
+    size_t len;
+};
+static _Thread_local struct opt_err oerr;
+
+static void opt_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void opt_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(oerr.buf, oerr.len, fmt, ap);
+    va_end(ap);
+}
+
 static int parse_double(const char *key, const char *val, double *out)
 {
     char *end;
     errno = 0;
     double d = strtod(val, &end);
     if (errno || end == val || *end || d < 0) {
-        fprintf(stderr, "fs9: option %s=%s: expected a number of seconds "
-                        "(0 or more)\n", key, val);
+        opt_error("option %s=%s: expected a number of seconds (0 or more)",
+                  key, val);
         return -1;
     }
     *out = d;
@@ -91,8 +110,8 @@ static int parse_uint(const char *key, const char *val, unsigned lo,
     errno = 0;
     unsigned long v = strtoul(val, &end, 10);
     if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "fs9: option %s=%s: expected a whole number from %u "
-                        "to %u\n", key, val, lo, hi);
+        opt_error("option %s=%s: expected a whole number from %u to %u", key,
+                  val, lo, hi);
         return -1;
     }
     *out = (unsigned)v;
@@ -111,19 +130,15 @@ static int parse_bool(const char *key, const char *val, int *out)
         *out = 0;
         return 0;
     }
-    fprintf(stderr, "fs9: option %s=%s: expected 0 or 1\n", key, val);
+    opt_error("option %s=%s: expected 0 or 1", key, val);
     return -1;
 }
 
-/* One option from a -o list. */
-static int parse_one(struct fs9_cmdline *c, char *opt)
+/* One option; `val` NULL for a bare word.  Returns 0, -1 with the reason
+ * in oerr, or -2 when a value is missing. */
+static int parse_one(struct fs9_cmdline *c, const char *key, const char *val,
+                     int provider_items)
 {
-    if (!*opt)
-        return 0;
-    char *val = strchr(opt, '=');
-    if (val)
-        *val++ = '\0';
-    const char *key = opt;
 
     if (!val && in_list(generic_ignored, key))
         return 0;
@@ -140,6 +155,19 @@ static int parse_one(struct fs9_cmdline *c, char *opt)
         char buf[1024];
         snprintf(buf, sizeof buf, "%s=%s", key, val);
         return append_fuse_opt(c, buf);
+    }
+    if (val && !strcmp(key, "plugin_dir")) {
+        free(c->plugin_dir);
+        c->plugin_dir = strdup(val);
+        return c->plugin_dir ? 0 : -1;
+    }
+    if (val && !strcmp(key, "plugin")) {
+        char **v = realloc(c->plugins, (c->nplugins + 1) * sizeof *v);
+        if (!v)
+            return -1;
+        c->plugins = v;
+        v[c->nplugins] = strdup(val);
+        return v[c->nplugins++] ? 0 : -1;
     }
     if (val && !strcmp(key, "fsname")) {
         free(c->fsname);
@@ -189,19 +217,37 @@ static int parse_one(struct fs9_cmdline *c, char *opt)
             return -2;
         c->log_level = fs9_log_parse_level(val);
         if (c->log_level < 0) {
-            fprintf(stderr, "fs9: option log_level=%s: expected error, warn, "
-                            "info or debug\n", val);
+            opt_error("option log_level=%s: expected error, warn, info or "
+                      "debug", val);
             return -1;
         }
         return 0;
     }
+    if (val && provider_items)
+        return fs9_cmdline_add_item(c, key, val); /* the provider checks */
     if (val)
-        return fs9_cmdline_add_item(c, key, val); /* for the provider, which checks */
-    fprintf(stderr, "fs9: unknown option '%s' (see fs9 --help)\n", key);
+        opt_error("unknown setting '%s' (provider settings go in a [mount "
+                  "PATH] section)", key);
+    else
+        opt_error("unknown option '%s' (see fs9 --help)", key);
     return -1;
 }
 
-static int parse_list(struct fs9_cmdline *c, const char *list)
+int fs9_cmdline_set(struct fs9_cmdline *c, const char *key, const char *val,
+                    int provider_items, char *err, size_t errlen)
+{
+    char dummy[8];
+    oerr.buf = err ? err : dummy;
+    oerr.len = err ? errlen : sizeof dummy;
+    oerr.buf[0] = '\0';
+    int rc = parse_one(c, key, val, provider_items);
+    if (rc == -2)
+        opt_error("option %s needs a value (%s=...)", key, key);
+    return rc < 0 ? -1 : 0;
+}
+
+static int parse_list(struct fs9_cmdline *c, const char *list,
+                      int provider_items)
 {
     char *copy = strdup(list);
     if (!copy)
@@ -210,17 +256,81 @@ static int parse_list(struct fs9_cmdline *c, const char *list)
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
          tok = strtok_r(NULL, ",", &save)) {
-        char key[256];
-        snprintf(key, sizeof key, "%s", tok);
-        rc = parse_one(c, tok);
-        if (rc == -2) {
-            fprintf(stderr, "fs9: option %s needs a value (%s=...)\n", key,
-                    key);
-            rc = -1;
-        }
+        if (!*tok)
+            continue;
+        char *val = strchr(tok, '=');
+        if (val)
+            *val++ = '\0';
+        char err[512];
+        rc = fs9_cmdline_set(c, tok, val, provider_items, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "fs9: %s\n", err);
     }
     free(copy);
     return rc;
+}
+
+static int remember_list(struct fs9_cmdline *c, const char *list)
+{
+    char **v = realloc(c->opt_lists, (c->nopt_lists + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    c->opt_lists = v;
+    v[c->nopt_lists] = strdup(list);
+    return v[c->nopt_lists++] ? 0 : -1;
+}
+
+static void reset_options(struct fs9_cmdline *c)
+{
+    for (size_t i = 0; i < c->nitems; i++) {
+        free((char *)c->items[i].key);
+        free((char *)c->items[i].value);
+    }
+    free(c->items);
+    c->items = NULL;
+    c->nitems = 0;
+    free(c->fuse_opts);
+    c->fuse_opts = NULL;
+    free(c->fsname);
+    c->fsname = NULL;
+    free(c->plugin_dir);
+    c->plugin_dir = NULL;
+    for (size_t i = 0; i < c->nplugins; i++)
+        free(c->plugins[i]);
+    free(c->plugins);
+    c->plugins = NULL;
+    c->nplugins = 0;
+    fs9_fuse_options_init(&c->fuse);
+    c->log_level = c->debug ? FS9_LOG_DEBUG : -1;
+    c->max_threads = 16;
+    c->clone_fd = 0;
+    c->clear_stale = 0;
+    c->read_only = 0;
+    c->dispatch.threads = 16;
+    c->dispatch.mount_threads = 0;
+    c->dispatch.max_inflight = 1024;
+    c->dispatch.timeout = 60;
+}
+
+int fs9_cmdline_apply_config(struct fs9_cmdline *c,
+                             const struct fs9_config_item *globals,
+                             const int *lines, size_t n, const char *file)
+{
+    reset_options(c);
+    int problems = 0;
+    for (size_t i = 0; i < n; i++) {
+        char err[512];
+        if (fs9_cmdline_set(c, globals[i].key, globals[i].value, 0, err,
+                            sizeof err) < 0) {
+            fprintf(stderr, "fs9: %s:%d: %s\n", file, lines[i], err);
+            problems++;
+        }
+    }
+    /* The command line has the last word. */
+    for (size_t i = 0; i < c->nopt_lists && !problems; i++)
+        if (parse_list(c, c->opt_lists[i], 0) < 0)
+            problems++;
+    return problems;
 }
 
 int fs9_cmdline_parse(int argc, char **argv, struct fs9_cmdline *c)
@@ -258,7 +368,7 @@ int fs9_cmdline_parse(int argc, char **argv, struct fs9_cmdline *c)
                 }
                 list = argv[i];
             }
-            if (parse_list(c, list) < 0)
+            if (remember_list(c, list) < 0 || parse_list(c, list, 1) < 0)
                 return -1;
         } else if (!strcmp(a, "--")) {
             while (++i < argc) {
@@ -306,6 +416,13 @@ void fs9_cmdline_free(struct fs9_cmdline *c)
     free(c->items);
     free(c->fuse_opts);
     free(c->fsname);
+    free(c->plugin_dir);
+    for (size_t i = 0; i < c->nplugins; i++)
+        free(c->plugins[i]);
+    free(c->plugins);
+    for (size_t i = 0; i < c->nopt_lists; i++)
+        free(c->opt_lists[i]);
+    free(c->opt_lists);
 }
 
 void fs9_cmdline_usage(const char *prog)
@@ -352,6 +469,10 @@ void fs9_cmdline_usage(const char *prog)
         "  -o clone_fd           one /dev/fuse descriptor per thread\n"
         "  -o clear_stale        unmount a dead fs9 left at MOUNTPOINT first\n"
         "  -o log_level=L        error, warn (default), info or debug\n"
+        "  -o plugin_dir=DIR     load every *.so in DIR as a provider "
+        "plugin\n"
+        "                        (default " FS9_PLUGIN_DIR ")\n"
+        "  -o plugin=FILE        load one more plugin (may be repeated)\n"
         "  -o fsname=NAME        the source shown by mount and df\n"
         "\n"
         "kernel mount options: allow_other, allow_root, auto_unmount, ro, "

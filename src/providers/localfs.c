@@ -838,7 +838,7 @@ static int lfs_open_mkdir(struct localfs *lfs, const struct lfs_at *at,
                           uint32_t flags, uint32_t mode,
                           struct fs9_open_out *out)
 {
-    struct lfs_handle *h;
+    struct lfs_handle *h = NULL;
 
     if (lfs->readonly) {
         int r = lfs_readonly_errno(at, true);
@@ -965,7 +965,7 @@ static int lfs_open(void *self, const struct fs9_ctx *ctx, const char *path,
     struct localfs *lfs = self;
     uint32_t type = mode & S_IFMT;
     struct lfs_cred cred = {.switched = false};
-    struct lfs_handle *h;
+    struct lfs_handle *h = NULL;
     struct lfs_at at;
     int r, fd;
 
@@ -1609,4 +1609,5 @@ const struct fs9_provider_ops fs9_localfs_ops = {
     .fallocate = lfs_fallocate,
     .poll = NULL,
     .mknod = lfs_mknod,
+    .arg_key = "root",
 };

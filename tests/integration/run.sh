@@ -3,7 +3,9 @@
 #   FS9=build/src/fuse/fs9 tests/integration/run.sh SUITE.sh [SUITE.sh...]
 # Environment: PROVIDERS="memfs localfs" (suites that run per provider),
 #   FS9_TEST_TIMEOUT (seconds per test, default 300), FS9_COUNTS (a file
-#   to which "passed failed skipped" is appended).
+#   to which "passed failed skipped" is appended), FS9_TEST_FILTER (a
+#   regular expression: run only the tests whose name matches),
+#   FS9_TEST_VERBOSE=1 (print the whole log of failed tests).
 #
 # A suite is a shell file defining functions named test_*; suites that
 # want a mount per provider set PER_PROVIDER=1 and get $MNT mounted with
@@ -29,6 +31,7 @@ run_one() { # suite test provider
     prov=$4
     cleanup() {
       local rc=$?
+      set +e
       cd /
       [ "$(type -t suite_teardown)" = function ] && suite_teardown || true
       if ! fs9_stop; then rc=1; fi
@@ -58,7 +61,8 @@ run_one() { # suite test provider
     0) passed=$((passed + 1)); printf 'PASS %s (%ss)\n' "$label" "$secs" ;;
     77) skipped=$((skipped + 1)); printf 'SKIP %s: %s\n' "$label" "$(grep -m1 '^SKIP:' "$out" | cut -c7-)" ;;
     124|137) failed=$((failed + 1)); printf 'FAIL %s: timed out after %ss\n' "$label" "$timeout_s"; tail -20 "$out" | sed 's/^/    /' ;;
-    *) failed=$((failed + 1)); printf 'FAIL %s (status %s)\n' "$label" "$rc"; tail -30 "$out" | sed 's/^/    /' ;;
+    *) failed=$((failed + 1)); printf 'FAIL %s (status %s)\n' "$label" "$rc"
+       if [ "${FS9_TEST_VERBOSE:-0}" = 1 ]; then sed 's/^/    /' "$out"; else tail -30 "$out" | sed 's/^/    /'; fi ;;
   esac
   rm -f "$out"
 }
@@ -68,6 +72,9 @@ for suite in "$@"; do
   tests=$(bash -c 'source "$1"; declare -F | awk "{print \$3}" | grep "^test_"' _ "$suite")
   per=$(bash -c 'source "$1"; echo "${PER_PROVIDER:-0}"' _ "$suite")
   for t in $tests; do
+    if [ -n "${FS9_TEST_FILTER:-}" ] && ! [[ $t =~ $FS9_TEST_FILTER ]]; then
+      continue
+    fi
     if [ "$per" = 1 ]; then
       for p in $providers; do run_one "$suite" "$t" "$p"; done
     else
