@@ -126,7 +126,8 @@ int fs9_plugin_load_dir(struct fs9_ns *ns, const char *dir,
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    if (n > 1)
+        qsort(names, n, sizeof *names, by_name);
     int loaded = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096], err[1024];
