@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,10 @@ struct node {
     uint64_t ino;
     uint32_t type;
     uint32_t in_objects; /* in the ino index */
-    uint64_t nlookup;
+    /* Lookups the kernel holds.  Added to under the read lock (atomically:
+     * several readers at once), taken from and tested under the write lock
+     * (alone). */
+    _Atomic uint64_t nlookup;
     uint64_t pins;          /* entries that name this node as parent */
     struct entry *entries;  /* NULL: detached (or the root) */
     struct node *onext;     /* ino index chain */
@@ -388,6 +392,18 @@ uint64_t fs9_inode_enter(struct fs9_inode_table *t, uint64_t parent,
                          uint64_t count)
 {
     uint64_t id = 0;
+    /* The common case, an entry the kernel already knows, needs no
+     * exclusive lock: a node cannot be freed while we hold the read lock. */
+    pthread_rwlock_rdlock(&t->lock);
+    struct entry *known = entry_find(t, parent, name);
+    if (known && known->node->ino == ino && known->node->type == type) {
+        atomic_fetch_add(&known->node->nlookup, count);
+        id = known->node->id;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (id || count == 0)
+        return id;
+
     pthread_rwlock_wrlock(&t->lock);
     struct node *p = get(t, parent);
     if (!p)
@@ -398,8 +414,6 @@ uint64_t fs9_inode_enter(struct fs9_inode_table *t, uint64_t parent,
         id = e->node->id;
         goto out;
     }
-    if (count == 0)
-        goto out; /* a probe creates nothing */
     /* Pin the parent while the old entry goes, so it cannot be freed. */
     p->pins++;
     if (e) /* the entry now names another object */
