@@ -151,10 +151,19 @@ size_t fs9_caps_string(uint64_t caps, char *buf, size_t size)
     for (size_t i = 0; i < sizeof cap_names / sizeof cap_names[0]; i++) {
         if (!(caps & cap_names[i].bit))
             continue;
+        caps &= ~cap_names[i].bit;
         int n = snprintf(buf + len, size - len, "%s%s", len ? "," : "",
                          cap_names[i].name);
         if (n < 0 || (size_t)n >= size - len)
-            break;
+            return len;
+        len += (size_t)n;
+    }
+    for (int b = 0; b < 64; b++) { /* bits newer than this fs9 */
+        if (!(caps & (UINT64_C(1) << b)))
+            continue;
+        int n = snprintf(buf + len, size - len, "%sbit%d", len ? "," : "", b);
+        if (n < 0 || (size_t)n >= size - len)
+            return len;
         len += (size_t)n;
     }
     return len;

@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +27,17 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/ctl.h"
 #include "core/log.h"
 #include "core/namespace.h"
 #include "core/plugin.h"
 #include "fs9_config.h"
 #include "fuse/front.h"
+#include "fuse/mount_helper.h"
 #include "fuse/options.h"
 
-static int report_fd = -1; /* to the waiting parent, in daemon mode */
+/* To the waiting parent, in daemon mode; taken by whoever reports first. */
+static atomic_int report_fd = -1;
 
 /* Fork; the parent waits for the child's verdict and exits with it. */
 static void daemon_start(void)
@@ -63,20 +68,20 @@ static void daemon_start(void)
         _exit(status);
     }
     close(p[0]);
-    report_fd = p[1];
+    atomic_store(&report_fd, p[1]);
     setsid();
 }
 
 static void daemon_report(int status)
 {
-    if (report_fd < 0)
+    int fd = atomic_exchange(&report_fd, -1);
+    if (fd < 0)
         return;
     char s = (char)status;
-    if (write(report_fd, &s, 1) != 1) {
+    if (write(fd, &s, 1) != 1) {
         /* The parent is gone; nothing to tell. */
     }
-    close(report_fd);
-    report_fd = -1;
+    close(fd);
 }
 
 static void daemon_detach(void)
@@ -94,6 +99,158 @@ static void daemon_detach(void)
     }
     fs9_log_use_syslog(1);
     daemon_report(0);
+}
+
+/* Daemon mode: the mount is working only once the kernel's FUSE_INIT has
+ * been answered (libfuse ends the session there if it refuses an option,
+ * max_read= for one), so the parent hears "mounted" from this thread when
+ * a stat of the root has gone through the request loop.  If the connection
+ * failed instead, main reports that when the loop ends. */
+static void *detach_when_working(void *mountpoint)
+{
+    struct stat st;
+    if (stat(mountpoint, &st) != 0) {
+        if (errno == ECONNREFUSED || errno == ENOTCONN ||
+            errno == ECONNABORTED || errno == ENODEV)
+            return NULL; /* INIT refused, or the mount is gone */
+        /* Answered, so the mount works; say what its root said. */
+        fs9_warn("%s: stat of the root: %s", (const char *)mountpoint,
+                 strerror(errno));
+    }
+    daemon_detach();
+    return NULL;
+}
+
+/* libfuse splits an -o list at commas: escape commas and backslashes in a
+ * value, such as a SOURCE path shown as fsname. */
+static void opt_escape(char *out, size_t len, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 3 < len; s++) {
+        if (*s == ',' || *s == '\\')
+            out[j++] = '\\';
+        out[j++] = *s;
+    }
+    out[j] = '\0';
+}
+
+/* ---- stopping on a signal ----
+ *
+ * SIGINT, SIGTERM and SIGHUP start an orderly stop.  The handler only
+ * writes the signal's number to a pipe; a stop thread then, while the
+ * request loop still runs, flushes what the kernel holds for us (syncfs on
+ * the mount: with -o writeback the page cache holds data the application
+ * was told is written), and only then ends the loop, waking the thread
+ * that runs it.  libfuse's own handlers end the loop at once, before that
+ * data could reach the provider.  A signal ignored when fs9 starts (nohup,
+ * background jobs of a script) stays ignored, as with libfuse. */
+static int stop_pipe[2] = {-1, -1};
+static atomic_int loop_ended;
+
+struct stopper {
+    struct fuse_session *se;
+    const char *mountpoint;
+    pthread_t loop_thread;
+    int writeback;
+    pthread_t thread;
+    int started;
+};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    if (write(stop_pipe[1], &c, 1) != 1) {
+        /* A stop is already pending. */
+    }
+    errno = saved;
+}
+
+static void on_wake_signal(int sig)
+{
+    (void)sig; /* only interrupts the loop's wait */
+}
+
+static void *stop_main(void *arg)
+{
+    struct stopper *st = arg;
+    char c = 0;
+    ssize_t n;
+    do
+        n = read(stop_pipe[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1 || c == 0)
+        return NULL; /* the loop ended by itself (umount) */
+    fs9_info("signal %d: stopping", c);
+    if (st->writeback) {
+        int fd = open(st->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (syncfs(fd) != 0)
+                fs9_warn("syncfs of %s before stopping: %s", st->mountpoint,
+                         strerror(errno));
+            close(fd);
+        }
+    }
+    fuse_session_exit(st->se);
+    /* The loop thread waits in sem_wait() (several request threads) or
+     * read() (-s): a signal without SA_RESTART makes it look again. */
+    while (!atomic_load(&loop_ended)) {
+        pthread_kill(st->loop_thread, SIGUSR1);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+static int install_stop_signals(struct stopper *st)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_wake_signal; /* no SA_RESTART: interrupts waits */
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        struct sigaction old;
+        sigaction(stops[i], NULL, &old);
+        if (old.sa_handler == SIG_IGN)
+            continue;
+        sa.sa_handler = on_stop_signal;
+        sigaction(stops[i], &sa, NULL);
+    }
+    sigset_t all, prev;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &prev);
+    st->loop_thread = pthread_self();
+    st->started = pthread_create(&st->thread, NULL, stop_main, st) == 0;
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    return st->started ? 0 : -1;
+}
+
+static void remove_stop_signals(struct stopper *st)
+{
+    atomic_store(&loop_ended, 1);
+    static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        struct sigaction old;
+        sigaction(stops[i], NULL, &old);
+        if (old.sa_handler == on_stop_signal)
+            signal(stops[i], SIG_DFL);
+    }
+    if (st->started) {
+        char c = 0;
+        if (write(stop_pipe[1], &c, 1) != 1) {
+            /* The thread is already past its read. */
+        }
+        pthread_join(st->thread, NULL);
+        st->started = 0;
+    }
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    stop_pipe[0] = stop_pipe[1] = -1;
 }
 
 /* Is `path` (canonical) itself a mount point? */
@@ -175,12 +332,59 @@ static int check_mountpoint(const char *mp, int clear_stale, char *out)
     return 0;
 }
 
+/* --list-providers asks an instance for its capabilities: list_one makes
+ * one with no settings, through this quiet host, and destroys it. */
+static void list_host_log(void *ctx, int level, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)level;
+    (void)fmt;
+}
+
+static struct timespec list_host_now(void *ctx, clockid_t clock_id)
+{
+    struct timespec ts;
+    (void)ctx;
+    clock_gettime(clock_id, &ts);
+    return ts;
+}
+
+static void list_host_notify(void *ctx, const char *path, unsigned events)
+{
+    (void)ctx;
+    (void)path;
+    (void)events;
+}
+
 static void list_one(void *arg, const struct fs9_catalog_entry *e)
 {
     (void)arg;
     printf("%-10s %-8s %-16s %s\n", e->ops->name,
            e->ops->version ? e->ops->version : "-", e->origin,
            e->ops->description ? e->ops->description : "");
+
+    /* Capabilities belong to an instance: make one with no settings.  A
+     * provider that cannot start without some (localfs: root=) says why. */
+    const struct fs9_host host = {
+        .abi_version = FS9_PROVIDER_ABI_VERSION,
+        .struct_size = sizeof host,
+        .log = list_host_log,
+        .now = list_host_now,
+        .notify = list_host_notify,
+    };
+    struct fs9_config cfg = {.items = NULL, .count = 0, .mount_path = "/"};
+    char err[256] = "";
+    void *self = NULL;
+    if (e->ops->create(&host, &cfg, &self, err, sizeof err) < 0 || !self) {
+        printf("%-10s capabilities depend on the settings (%s)\n", "",
+               err[0] ? err : "it needs some");
+        return;
+    }
+    uint64_t have = e->ops->capabilities ? e->ops->capabilities(self) : 0;
+    e->ops->destroy(self);
+    char names[1024];
+    fs9_caps_string(have, names, sizeof names);
+    printf("%-10s capabilities: %s\n", "", *names ? names : "none");
 }
 
 static void report_plugin(void *arg, const char *msg)
@@ -206,9 +410,13 @@ static const char *default_plugin_dir(char *buf, size_t len)
         return NULL;
     *slash = '\0';
     int w = snprintf(buf, len, "%.*s/../../plugins", PATH_MAX - 32, exe);
+    char real[PATH_MAX];
     if (w > 0 && (size_t)w < len && stat(buf, &st) == 0 &&
-        S_ISDIR(st.st_mode))
+        S_ISDIR(st.st_mode) && realpath(buf, real) &&
+        strlen(real) < len) {
+        strcpy(buf, real);
         return buf;
+    }
     return NULL;
 }
 
@@ -356,6 +564,7 @@ int main(int argc, char **argv)
 {
     struct fs9_cmdline c;
     int status = 1;
+    fs9_mount_helper_args(&argc, &argv); /* run as /sbin/mount.fs9 */
     if (fs9_cmdline_parse(argc, argv, &c) < 0) {
         fs9_cmdline_free(&c);
         return 1;
@@ -452,11 +661,11 @@ int main(int argc, char **argv)
     fs_ready = 1;
 
     /* libfuse arguments: our fixed options, then the user's. */
-    char opts[4096];
+    char fsname[2048], opts[4096];
+    opt_escape(fsname, sizeof fsname, c.fsname ? c.fsname : c.source);
     snprintf(opts, sizeof opts,
-             "default_permissions,fsname=%s,subtype=fs9%s%s",
-             c.fsname ? c.fsname : c.source, c.fuse_opts ? "," : "",
-             c.fuse_opts ? c.fuse_opts : "");
+             "default_permissions,fsname=%s,subtype=fs9%s%s", fsname,
+             c.fuse_opts ? "," : "", c.fuse_opts ? c.fuse_opts : "");
     char *fargv[] = {argv[0], "-o", opts, c.debug ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(c.debug ? 4 : 3, fargv);
     se = fuse_session_new(&args, &fs9_fuse_ops, sizeof fs9_fuse_ops, &fs);
@@ -466,18 +675,24 @@ int main(int argc, char **argv)
         goto out;
     }
     fs.se = se;
-    if (fuse_set_signal_handlers(se) != 0) {
+    struct stopper stopper = {.se = se, .mountpoint = mountpoint,
+                              .writeback = c.fuse.writeback};
+    if (install_stop_signals(&stopper) != 0) {
         fprintf(stderr, "fs9: cannot install signal handlers\n");
         goto out;
     }
     if (fuse_session_mount(se, mountpoint) != 0) {
         fprintf(stderr, "fs9: cannot mount at %s (see the message above)\n",
                 mountpoint);
-        fuse_remove_signal_handlers(se);
+        remove_stop_signals(&stopper);
         goto out;
     }
     fs9_info("mounted %s at %s", c.source, mountpoint);
-    if (!c.foreground)
+    pthread_t detacher;
+    int detaching = !c.foreground &&
+                    pthread_create(&detacher, NULL, detach_when_working,
+                                   mountpoint) == 0;
+    if (!c.foreground && !detaching)
         daemon_detach();
 
     int rc;
@@ -490,7 +705,7 @@ int main(int argc, char **argv)
         rc = fuse_session_loop_mt(se, lc);
         fuse_loop_cfg_destroy(lc);
     }
-    fuse_remove_signal_handlers(se);
+    remove_stop_signals(&stopper);
     if (rc < 0)
         fs9_error("request loop ended: %s", strerror(-rc));
 
@@ -505,6 +720,8 @@ int main(int argc, char **argv)
         fs9_error("%d file(s) reported an error when closed at shutdown",
                   bad);
     fuse_session_unmount(se);
+    if (detaching)
+        pthread_join(detacher, NULL); /* the stat ends with the mount */
     fs9_info("unmounted %s", mountpoint);
     status = rc < 0 || bad ? 1 : 0;
 

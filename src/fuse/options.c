@@ -19,7 +19,7 @@ static const char *const fuse_passthrough[] = {
 
 /* key=value options for libfuse. */
 static const char *const fuse_passthrough_kv[] = {
-    "subtype", "max_read", "blksize", "context", "fscontext",
+    "subtype", "context", "fscontext",
     "defcontext", "rootcontext", NULL,
 };
 
@@ -437,6 +437,9 @@ void fs9_cmdline_usage(const char *prog)
         "namespace)\n"
         "  localfs:DIR           the host directory DIR, confined to it\n"
         "  PROVIDER[:ARG]        any provider fs9 --list-providers shows\n"
+        "  FILE                  a namespace described in a configuration "
+        "file,\n"
+        "                        e.g. /etc/fs9/work.conf (see fs9.conf(5))\n"
         "\n"
         "general options:\n"
         "  -h, --help            print this help and exit\n"
@@ -477,10 +480,12 @@ void fs9_cmdline_usage(const char *prog)
         "\n"
         "kernel mount options: allow_other, allow_root, auto_unmount, ro, "
         "rw,\n"
-        "  nosuid, nodev, noexec, noatime, ... (default_permissions is "
-        "always on)\n"
-        "ignored mount(8)/fstab options: defaults, nofail, _netdev, noauto, "
-        "user, users\n"
+        "  suid, nosuid, dev, nodev, exec, noexec, atime, noatime, sync, "
+        "dirsync\n"
+        "  (default_permissions is always on)\n"
+        "ignored mount(8)/fstab options: defaults, auto, noauto, nofail, "
+        "_netdev,\n"
+        "  user, users, owner, group, relatime, x-*, comment=\n"
         "provider settings: any other key=value goes to the provider, e.g.\n"
         "  fs9 -o size=1G memfs /mnt/scratch\n"
         "\n"
