@@ -69,7 +69,7 @@ $out"
     *) fail "streamfs capabilities: $(caps streamfs)";;
   esac
   case $(caps hellofs) in
-    *"capabilities: read write"*) ;;
+    *"capabilities: read,write"*) ;;
     *) fail "hellofs capabilities: $(caps hellofs)";;
   esac
   case $(caps hellofs) in *create*) fail "hellofs cannot create";; esac
