@@ -216,13 +216,15 @@ static void render(struct ctl *c, int f, struct text *t)
         size_t elen = 0;
         fs9_ns_info(ns, extra, sizeof extra, &elen);
         text_add(t, "%.*s", (int)elen, extra);
-        text_add(t, "queue.inflight %llu\nqueue.waiting %llu\n"
-                    "queue.running %llu\nqueue.parked %llu\n"
-                    "queue.peak %llu\nqueue.submit_waits %llu\n",
-                 (unsigned long long)d.inflight,
+        text_add(t, "queue.inflight %llu\nqueue.held %llu\n"
+                    "queue.waiting %llu\nqueue.running %llu\n"
+                    "queue.parked %llu\nqueue.peak %llu\n"
+                    "queue.pending_bytes %llu\nqueue.submit_waits %llu\n",
+                 (unsigned long long)d.inflight, (unsigned long long)d.held,
                  (unsigned long long)d.waiting,
                  (unsigned long long)d.running, (unsigned long long)d.parked,
                  (unsigned long long)d.peak_inflight,
+                 (unsigned long long)d.pending_bytes,
                  (unsigned long long)d.submit_waits);
         text_add(t, "requests.submitted %llu\nrequests.completed %llu\n"
                     "requests.timeouts %llu\nrequests.interrupts %llu\n"

@@ -1,9 +1,15 @@
 /* dispatch — see dispatch.h.
  *
  * Threads: submitters (FUSE request threads, fs9d handlers) only touch the
- * incoming list under `mu` and wake the loop.  Everything else — per-mount
- * queues, the deadline list, the parked lists, starting work — belongs to
- * the loop thread and needs no lock.  Pool threads only run work->run().
+ * incoming lists and the byte budget under `mu`, and wake the loop.
+ * Everything else — per-mount queues, admission, the deadline list, the
+ * parked lists, starting work — belongs to the loop thread and needs no
+ * lock.  Pool threads only run work->run().
+ *
+ * A work's way: submit (charged its cost) → held in its mount's FIFO →
+ * admitted, waiting in its mount's FIFO → running on a pool thread → done
+ * (uncharged); or from running to parked (uncharged) and, after notify,
+ * held again (charged again).
  */
 #include "core/dispatch.h"
 
@@ -18,10 +24,23 @@
 #include "core/log.h"
 #include "core/mount.h"
 
-enum where { W_NONE, W_WAITING, W_RUNNING, W_PARKED, W_DONE };
+enum where { W_NONE, W_HELD, W_WAITING, W_RUNNING, W_PARKED, W_DONE };
 enum imsg { M_SUBMIT, M_PARK };
 
+/* The two round-robins of mounts: those with held work that may be
+ * admitted, and those with admitted work waiting for a thread. */
+enum { R_ADMIT, R_RUN, R_COUNT };
+
 #define NOTIFY_KEYS 8
+
+struct fifo {
+    struct fs9_work *head, *tail; /* linked through qnext/qprev */
+};
+
+struct ring_link {
+    struct fs9_mount_queue *next, *prev;
+    int in;
+};
 
 struct fs9_mount_queue {
     atomic_uint_fast64_t seq; /* bumped by every notify */
@@ -35,27 +54,31 @@ struct fs9_mount_queue {
     struct fs9_mount_queue *anext, *aprev; /* d->attached, under d->mu */
     struct fs9_dispatcher *d;
     /* Loop thread only. */
-    struct fs9_work *qhead, *qtail; /* waiting, FIFO */
+    struct fifo held;    /* submitted, not admitted yet */
+    struct fifo waiting; /* admitted, waiting for a thread */
+    unsigned admitted;   /* waiting + running */
     unsigned running;
     struct fs9_work parked; /* sentinel of the parked list */
-    int in_ring;
-    struct fs9_mount_queue *rnext, *rprev; /* mounts with waiting work */
+    struct ring_link link[R_COUNT];
 };
 
 struct fs9_dispatcher {
     pthread_mutex_t mu;
-    pthread_cond_t room;    /* inflight dropped below max_inflight */
+    pthread_cond_t room;    /* pending_bytes dropped, or stopped */
     pthread_cond_t drained; /* the loop thread has exited */
     struct fs9_work *in_head, *in_tail;
     struct fs9_work *x_head; /* interrupt notices (xnext) */
     struct fs9_mount_queue *notify_head;
-    uint64_t inflight; /* queued + running, parked excluded */
+    size_t pending_bytes; /* charged: held + waiting + running works */
+    unsigned room_waiters;
     int draining;
     int stopped;
 
     unsigned threads;
     unsigned mount_threads;
     unsigned max_inflight;
+    unsigned mount_inflight;
+    size_t max_pending_bytes;
     _Atomic uint64_t timeout_ns;
 
     struct fs9_mount_queue *attached; /* every queue, under mu (anext) */
@@ -69,12 +92,15 @@ struct fs9_dispatcher {
 
     /* Loop thread only. */
     struct fs9_work deadlines; /* sentinel; oldest first */
-    struct fs9_mount_queue *ring; /* round-robin of mounts with waiting */
+    struct fs9_mount_queue *ring[R_COUNT];
+    unsigned inflight; /* admitted: waiting + running */
+    unsigned held;
     unsigned running;
 
     struct {
         _Atomic uint64_t submitted, completed, timeouts, interrupts, parks,
-            waiting, running, parked, peak, submit_waits;
+            inflight, held, waiting, running, parked, peak, submit_waits,
+            pending_bytes;
     } st;
 };
 
@@ -109,60 +135,109 @@ static void list_del(struct fs9_work *w)
     }
 }
 
-static void ring_add(struct fs9_dispatcher *d, struct fs9_mount_queue *q)
+static void ring_add(struct fs9_dispatcher *d, struct fs9_mount_queue *q,
+                     int r)
 {
-    if (q->in_ring)
+    struct ring_link *l = &q->link[r];
+    if (l->in)
         return;
-    q->in_ring = 1;
-    if (!d->ring) {
-        q->rnext = q->rprev = q;
-        d->ring = q;
+    l->in = 1;
+    struct fs9_mount_queue *head = d->ring[r];
+    if (!head) {
+        l->next = l->prev = q;
+        d->ring[r] = q;
     } else {
-        q->rprev = d->ring->rprev;
-        q->rnext = d->ring;
-        d->ring->rprev->rnext = q;
-        d->ring->rprev = q;
+        l->prev = head->link[r].prev;
+        l->next = head;
+        head->link[r].prev->link[r].next = q;
+        head->link[r].prev = q;
     }
 }
 
-static void ring_del(struct fs9_dispatcher *d, struct fs9_mount_queue *q)
+static void ring_del(struct fs9_dispatcher *d, struct fs9_mount_queue *q,
+                     int r)
 {
-    if (!q->in_ring)
+    struct ring_link *l = &q->link[r];
+    if (!l->in)
         return;
-    q->in_ring = 0;
-    if (q->rnext == q) {
-        d->ring = NULL;
+    l->in = 0;
+    if (l->next == q) {
+        d->ring[r] = NULL;
     } else {
-        q->rprev->rnext = q->rnext;
-        q->rnext->rprev = q->rprev;
-        if (d->ring == q)
-            d->ring = q->rnext;
+        l->prev->link[r].next = l->next;
+        l->next->link[r].prev = l->prev;
+        if (d->ring[r] == q)
+            d->ring[r] = l->next;
     }
-    q->rnext = q->rprev = NULL;
+    l->next = l->prev = NULL;
 }
 
-static void queue_push(struct fs9_mount_queue *q, struct fs9_work *w)
+static void fifo_push(struct fifo *f, struct fs9_work *w)
 {
     w->qnext = NULL;
-    w->qprev = q->qtail;
-    if (q->qtail)
-        q->qtail->qnext = w;
+    w->qprev = f->tail;
+    if (f->tail)
+        f->tail->qnext = w;
     else
-        q->qhead = w;
-    q->qtail = w;
+        f->head = w;
+    f->tail = w;
 }
 
-static void queue_del(struct fs9_mount_queue *q, struct fs9_work *w)
+static void fifo_del(struct fifo *f, struct fs9_work *w)
 {
     if (w->qprev)
         w->qprev->qnext = w->qnext;
     else
-        q->qhead = w->qnext;
+        f->head = w->qnext;
     if (w->qnext)
         w->qnext->qprev = w->qprev;
     else
-        q->qtail = w->qprev;
+        f->tail = w->qprev;
     w->qnext = w->qprev = NULL;
+}
+
+/* ---- memory budget ---- */
+
+static size_t work_cost(const struct fs9_work *w)
+{
+    return w->cost ? w->cost : sizeof *w;
+}
+
+/* Would `cost` more bytes overflow the budget?  A work alone is always
+ * let in, however big, so nothing waits forever. */
+static int over_budget(const struct fs9_dispatcher *d, size_t cost)
+{
+    return d->pending_bytes > 0 &&
+           d->pending_bytes + cost > d->max_pending_bytes;
+}
+
+/* Count `w` in the pending bytes.  Caller holds mu. */
+static void charge_locked(struct fs9_dispatcher *d, struct fs9_work *w)
+{
+    w->charged = work_cost(w);
+    d->pending_bytes += w->charged;
+    atomic_store(&d->st.pending_bytes, d->pending_bytes);
+}
+
+/* Charge without waiting: a retry the loop makes on its own. */
+static void charge(struct fs9_dispatcher *d, struct fs9_work *w)
+{
+    pthread_mutex_lock(&d->mu);
+    charge_locked(d, w);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void uncharge(struct fs9_dispatcher *d, struct fs9_work *w)
+{
+    if (!w->charged)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->pending_bytes -= w->charged;
+    w->charged = 0;
+    atomic_store(&d->st.pending_bytes, d->pending_bytes);
+    if (d->room_waiters)
+        pthread_cond_broadcast(&d->room); /* several may fit now */
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- lifetime ---- */
@@ -173,29 +248,19 @@ static void work_unref(struct fs9_work *w)
         w->destroy(w);
 }
 
-static void inflight_sub(struct fs9_dispatcher *d)
-{
-    pthread_mutex_lock(&d->mu);
-    d->inflight--;
-    pthread_cond_signal(&d->room);
-    pthread_mutex_unlock(&d->mu);
-}
-
 /* The work is over: drop the dispatcher's reference.  Loop thread. */
-static void finish(struct fs9_dispatcher *d, struct fs9_work *w, int counted)
+static void finish(struct fs9_dispatcher *d, struct fs9_work *w)
 {
     w->where = W_DONE;
     atomic_fetch_add(&d->st.completed, 1);
-    if (counted)
-        inflight_sub(d);
+    uncharge(d, w);
     work_unref(w);
 }
 
 /* ---- the loop thread ---- */
 
-static void schedule(struct fs9_dispatcher *d);
-
-static void enqueue(struct fs9_dispatcher *d, struct fs9_work *w)
+/* A submitted (or woken) work joins its mount's held FIFO. */
+static void hold(struct fs9_dispatcher *d, struct fs9_work *w)
 {
     struct fs9_mount_queue *q = w->mount->queue;
     uint64_t t = atomic_load(&d->timeout_ns);
@@ -204,10 +269,59 @@ static void enqueue(struct fs9_dispatcher *d, struct fs9_work *w)
                          : 0;
     if (w->deadline_ns)
         list_append(&d->deadlines, w);
-    queue_push(q, w);
-    w->where = W_WAITING;
-    atomic_fetch_add(&d->st.waiting, 1);
-    ring_add(d, q);
+    fifo_push(&q->held, w);
+    w->where = W_HELD;
+    d->held++;
+    atomic_fetch_add(&d->st.held, 1);
+    atomic_fetch_add(&d->st.waiting, 1); /* held works wait too */
+    ring_add(d, q, R_ADMIT);
+}
+
+/* `w` leaves the held FIFO: admitted (still waiting) or dropped. */
+static void unhold(struct fs9_dispatcher *d, struct fs9_mount_queue *q,
+                   struct fs9_work *w)
+{
+    fifo_del(&q->held, w);
+    d->held--;
+    atomic_fetch_sub(&d->st.held, 1);
+}
+
+/* An admitted work of `q` left (finished, parked, timed out, interrupted):
+ * its room goes to the next held work. */
+static void leave_admitted(struct fs9_dispatcher *d, struct fs9_mount_queue *q)
+{
+    q->admitted--;
+    d->inflight--;
+    atomic_store(&d->st.inflight, d->inflight);
+    if (q->held.head)
+        ring_add(d, q, R_ADMIT);
+}
+
+/* Admit held works while there is room: globally max_inflight, per mount
+ * mount_inflight; mounts take turns.  A mount at its share leaves the
+ * ring; leave_admitted() brings it back. */
+static void admit(struct fs9_dispatcher *d)
+{
+    while (d->inflight < d->max_inflight && d->ring[R_ADMIT]) {
+        struct fs9_mount_queue *q = d->ring[R_ADMIT];
+        if (!q->held.head || q->admitted >= d->mount_inflight) {
+            ring_del(d, q, R_ADMIT);
+            continue;
+        }
+        d->ring[R_ADMIT] = q->link[R_ADMIT].next;
+        struct fs9_work *w = q->held.head;
+        unhold(d, q, w);
+        q->admitted++;
+        d->inflight++;
+        atomic_store(&d->st.inflight, d->inflight);
+        if (d->inflight > atomic_load(&d->st.peak))
+            atomic_store(&d->st.peak, d->inflight);
+        fifo_push(&q->waiting, w);
+        w->where = W_WAITING;
+        ring_add(d, q, R_RUN);
+        if (!q->held.head)
+            ring_del(d, q, R_ADMIT);
+    }
 }
 
 static void work_cb(uv_work_t *req)
@@ -220,7 +334,8 @@ static void work_cb(uv_work_t *req)
     w->result = w->run(w);
 }
 
-static void park(struct fs9_dispatcher *d, struct fs9_work *w, int counted);
+static void park(struct fs9_dispatcher *d, struct fs9_work *w);
+static void pump(struct fs9_dispatcher *d);
 
 static void after_cb(uv_work_t *req, int status)
 {
@@ -230,20 +345,21 @@ static void after_cb(uv_work_t *req, int status)
     q->running--;
     d->running--;
     atomic_fetch_sub(&d->st.running, 1);
+    leave_admitted(d, q);
     list_del(w);
-    if (q->qhead)
-        ring_add(d, q); /* it may have left the ring at its share */
+    if (q->waiting.head)
+        ring_add(d, q, R_RUN); /* it may have left the ring at its share */
     if (status == 0 && w->result == FS9_WORK_PARK && !fs9_work_answered(w))
-        park(d, w, 1);
+        park(d, w);
     else
-        finish(d, w, 1);
-    schedule(d);
+        finish(d, w);
+    pump(d);
 }
 
 static void start(struct fs9_dispatcher *d, struct fs9_mount_queue *q)
 {
-    struct fs9_work *w = q->qhead;
-    queue_del(q, w);
+    struct fs9_work *w = q->waiting.head;
+    fifo_del(&q->waiting, w);
     atomic_fetch_sub(&d->st.waiting, 1);
     q->running++;
     d->running++;
@@ -263,40 +379,45 @@ static void schedule(struct fs9_dispatcher *d)
     /* Round-robin over mounts with waiting work, each up to its share.  A
      * mount at its share leaves the ring; after_cb() brings it back when one
      * of its own calls finishes. */
-    while (d->running < d->threads && d->ring) {
-        struct fs9_mount_queue *q = d->ring;
-        if (!q->qhead || q->running >= d->mount_threads) {
-            ring_del(d, q);
+    while (d->running < d->threads && d->ring[R_RUN]) {
+        struct fs9_mount_queue *q = d->ring[R_RUN];
+        if (!q->waiting.head || q->running >= d->mount_threads) {
+            ring_del(d, q, R_RUN);
             continue;
         }
-        d->ring = q->rnext;
+        d->ring[R_RUN] = q->link[R_RUN].next;
         start(d, q);
-        if (!q->qhead)
-            ring_del(d, q);
+        if (!q->waiting.head)
+            ring_del(d, q, R_RUN);
     }
 }
 
-static void park(struct fs9_dispatcher *d, struct fs9_work *w, int counted)
+/* Admit what fits, then start what has a thread. */
+static void pump(struct fs9_dispatcher *d)
+{
+    admit(d);
+    schedule(d);
+}
+
+/* `w` (not admitted, not in any queue) waits for notify. */
+static void park(struct fs9_dispatcher *d, struct fs9_work *w)
 {
     struct fs9_mount_queue *q = w->mount->queue;
-    if (counted)
-        inflight_sub(d);
+    uncharge(d, w); /* parked works cost nothing against the budget */
     if (fs9_work_answered(w)) { /* interrupted meanwhile */
-        finish(d, w, 0);
+        finish(d, w);
         return;
     }
     if (d->draining) {
         if (fs9_work_claim(w))
             w->answer(w, 0);
-        finish(d, w, 0);
+        finish(d, w);
         return;
     }
     if (w->park_seq != atomic_load(&q->seq)) {
         /* A notify came between "no data yet" and now: run again. */
-        pthread_mutex_lock(&d->mu);
-        d->inflight++;
-        pthread_mutex_unlock(&d->mu);
-        enqueue(d, w);
+        charge(d, w);
+        hold(d, w);
         return;
     }
     list_append(&q->parked, w);
@@ -317,12 +438,10 @@ static void wake_parked(struct fs9_dispatcher *d, struct fs9_mount_queue *q,
         if (match) {
             list_del(w);
             atomic_fetch_sub(&d->st.parked, 1);
-            pthread_mutex_lock(&d->mu);
-            d->inflight++;
-            pthread_mutex_unlock(&d->mu);
             /* The retry must see every notify from now on. */
             w->park_seq = atomic_load(&q->seq);
-            enqueue(d, w);
+            charge(d, w);
+            hold(d, w);
         }
         w = next;
     }
@@ -352,24 +471,33 @@ static void drain_parked(struct fs9_dispatcher *d)
         atomic_fetch_sub(&d->st.parked, 1);
         if (fs9_work_claim(w))
             w->answer(w, 0);
-        finish(d, w, 0);
+        finish(d, w);
     }
 }
 
+/* Take an answered work out of wherever it waits (not running: a running
+ * work finishes by itself).  Loop thread. */
 static void remove_from_loop(struct fs9_dispatcher *d, struct fs9_work *w)
 {
     struct fs9_mount_queue *q = w->mount->queue;
     switch (w->where) {
+    case W_HELD:
+        unhold(d, q, w);
+        atomic_fetch_sub(&d->st.waiting, 1);
+        list_del(w);
+        finish(d, w);
+        break;
     case W_WAITING:
-        queue_del(q, w);
+        fifo_del(&q->waiting, w);
         list_del(w);
         atomic_fetch_sub(&d->st.waiting, 1);
-        finish(d, w, 1);
+        leave_admitted(d, q);
+        finish(d, w);
         break;
     case W_PARKED:
         list_del(w);
         atomic_fetch_sub(&d->st.parked, 1);
-        finish(d, w, 0);
+        finish(d, w);
         break;
     default: /* running: finishes by itself; none/done: nothing to do */
         break;
@@ -389,25 +517,24 @@ static void on_tick(uv_timer_t *t)
             atomic_fetch_add(&d->st.timeouts, 1);
             w->answer(w, ETIMEDOUT);
         }
-        if (w->where == W_WAITING) {
-            queue_del(w->mount->queue, w);
-            atomic_fetch_sub(&d->st.waiting, 1);
-            finish(d, w, 1);
-        } else if (w->where == W_RUNNING) {
+        if (w->where == W_RUNNING) {
             /* Not started yet on the pool: take it back.  Started: its late
              * result is cleaned up by run() itself. */
             uv_cancel((uv_req_t *)&w->uv);
+        } else {
+            remove_from_loop(d, w);
         }
     }
+    pump(d);
 }
 
 static int loop_idle(struct fs9_dispatcher *d)
 {
     int idle;
     pthread_mutex_lock(&d->mu);
-    idle = d->inflight == 0 && !d->in_head && !d->x_head;
+    idle = !d->in_head && !d->x_head;
     pthread_mutex_unlock(&d->mu);
-    return idle && d->running == 0;
+    return idle && d->inflight == 0 && d->held == 0 && d->running == 0;
 }
 
 static void close_cb(uv_handle_t *h)
@@ -435,12 +562,12 @@ static void on_wake(uv_async_t *a)
         switch (w->imsg) {
         case M_SUBMIT:
             if (fs9_work_answered(w))
-                finish(d, w, 1);
+                finish(d, w);
             else
-                enqueue(d, w);
+                hold(d, w);
             break;
         case M_PARK:
-            park(d, w, 0);
+            park(d, w);
             break;
         }
     }
@@ -472,7 +599,7 @@ static void on_wake(uv_async_t *a)
     }
     if (draining)
         drain_parked(d);
-    schedule(d);
+    pump(d);
     if (draining && loop_idle(d) && !uv_is_closing((uv_handle_t *)&d->wake)) {
         uv_close((uv_handle_t *)&d->wake, close_cb);
         uv_close((uv_handle_t *)&d->tick, close_cb);
@@ -487,6 +614,7 @@ static void *loop_main(void *arg)
     pthread_mutex_lock(&d->mu);
     d->stopped = 1;
     pthread_cond_broadcast(&d->drained);
+    pthread_cond_broadcast(&d->room);
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
@@ -523,6 +651,14 @@ struct fs9_dispatcher *fs9_dispatcher_new(const struct fs9_dispatch_config *c)
     if (d->mount_threads > d->threads)
         d->mount_threads = d->threads;
     d->max_inflight = c->max_inflight ? c->max_inflight : 1024;
+    d->mount_inflight = c->mount_inflight
+                            ? c->mount_inflight
+                            : d->max_inflight - d->max_inflight / 4;
+    if (d->mount_inflight > d->max_inflight)
+        d->mount_inflight = d->max_inflight;
+    d->max_pending_bytes = c->max_pending_bytes
+                               ? c->max_pending_bytes
+                               : (size_t)d->max_inflight * 65536;
     atomic_store(&d->timeout_ns, (uint64_t)(c->timeout * 1e9));
     list_init(&d->deadlines);
     pthread_mutex_init(&d->mu, NULL);
@@ -658,6 +794,7 @@ void fs9_work_init(struct fs9_work *w, struct fs9_dispatcher *d)
     w->next = w->prev = NULL;
     w->qnext = w->qprev = NULL;
     w->inext = w->xnext = NULL;
+    w->charged = 0;
     atomic_store(&w->refs, 1);
     atomic_store(&w->answered, 0);
     atomic_store(&w->interrupted, 0);
@@ -665,12 +802,15 @@ void fs9_work_init(struct fs9_work *w, struct fs9_dispatcher *d)
 
 void fs9_dispatcher_submit(struct fs9_dispatcher *d, struct fs9_work *w)
 {
+    size_t cost = work_cost(w);
     atomic_fetch_add(&d->st.submitted, 1);
     pthread_mutex_lock(&d->mu);
-    if (d->inflight >= d->max_inflight) {
+    if (!d->stopped && over_budget(d, cost)) {
         atomic_fetch_add(&d->st.submit_waits, 1);
-        while (d->inflight >= d->max_inflight && !d->stopped)
+        d->room_waiters++;
+        while (!d->stopped && over_budget(d, cost))
             pthread_cond_wait(&d->room, &d->mu);
+        d->room_waiters--;
     }
     if (d->stopped) {
         /* Only after drain: answer rather than lose the request. */
@@ -680,9 +820,7 @@ void fs9_dispatcher_submit(struct fs9_dispatcher *d, struct fs9_work *w)
         work_unref(w);
         return;
     }
-    d->inflight++;
-    if (d->inflight > atomic_load(&d->st.peak))
-        atomic_store(&d->st.peak, d->inflight);
+    charge_locked(d, w);
     post(d, w, M_SUBMIT);
     pthread_mutex_unlock(&d->mu);
     uv_async_send(&d->wake);
@@ -771,14 +909,14 @@ void fs9_dispatcher_stats(struct fs9_dispatcher *d,
     out->timeouts = atomic_load(&d->st.timeouts);
     out->interrupts = atomic_load(&d->st.interrupts);
     out->parks = atomic_load(&d->st.parks);
+    out->held = atomic_load(&d->st.held);
     out->waiting = atomic_load(&d->st.waiting);
     out->running = atomic_load(&d->st.running);
     out->parked = atomic_load(&d->st.parked);
     out->peak_inflight = atomic_load(&d->st.peak);
     out->submit_waits = atomic_load(&d->st.submit_waits);
-    pthread_mutex_lock(&d->mu);
-    out->inflight = d->inflight;
-    pthread_mutex_unlock(&d->mu);
+    out->inflight = atomic_load(&d->st.inflight);
+    out->pending_bytes = atomic_load(&d->st.pending_bytes);
 }
 
 void fs9_dispatcher_set_timeout(struct fs9_dispatcher *d, double seconds)

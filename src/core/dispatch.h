@@ -1,31 +1,51 @@
 /*
  * dispatch — runs provider calls off the threads that receive requests.
  *
- * A request thread wraps a call in a struct fs9_work and submits it.  The
- * queue in front of the loop is bounded (max_inflight): when that many
- * calls are queued or running the submitter waits, which throttles the
- * kernel instead of growing memory.  One libuv loop thread takes the work
- * and hands it to the libuv threadpool (uv_queue_work is not thread-safe,
- * so other threads only ever wake the loop with uv_async_send).
+ * A request thread wraps a call in a struct fs9_work and submits it.  One
+ * libuv loop thread takes the work and hands it to the libuv threadpool
+ * (uv_queue_work is not thread-safe, so other threads only ever wake the
+ * loop with uv_async_send).
  *
- * Fairness: each mount has its own waiting queue and may occupy at most
+ * Bounds.  A work goes through three stages: held (submitted, not yet
+ * admitted), admitted and waiting for a pool thread, running.
+ *  - At most `max_inflight` works are admitted (waiting + running), and
+ *    one mount at most `mount_inflight` of them (3/4 by default), so a
+ *    mount flooded with calls always leaves room for the others.
+ *  - Works that find no room are held in their mount's FIFO and admitted
+ *    in order, mounts taking turns, as room frees up.  Holding costs only
+ *    the work's memory, so the thread that submitted it goes back to
+ *    receiving requests: a flood on one mount does not stop requests for
+ *    other mounts (or for providers called inline) from being received.
+ *  - Memory is what finally bounds the queue: every held, waiting or
+ *    running work is charged its `cost` (bytes), and while the total
+ *    exceeds `max_pending_bytes` submitters wait.  That throttles the
+ *    kernel (FUSE request threads stop receiving) instead of growing
+ *    memory — it takes large writes piling up behind a provider that
+ *    cannot keep up; small requests (lookups, reads: ~1 KiB each) are
+ *    held by the thousand first.
+ *
+ * Fairness: each mount has its own queues and may occupy at most
  * `mount_threads` pool threads; free threads go round-robin to mounts with
  * waiting work.  A provider whose calls hang fills its own share of the
  * pool, never all of it, so the rest of the namespace keeps answering.
  *
  * Every work has exactly one answer.  Whoever first claims it answers:
  * the worker with the result, the loop with ETIMEDOUT when the deadline
- * passed, the interrupt callback with EINTR.  A worker that loses the claim
- * cleans up its late result (run() sees fs9_work_claim() fail).
+ * passed (held and waiting works included: the deadline counts from
+ * submission), the interrupt callback with EINTR.  A worker that loses the
+ * claim cleans up its late result (run() sees fs9_work_claim() fail).
  *
  * Blocking reads do not hold a thread: run() returns FS9_WORK_PARK and the
  * work waits on its mount until the provider calls notify(); a per-mount
  * sequence number closes the window between "no data yet" and parking.
+ * Parked works are neither admitted nor charged: thousands of readers may
+ * wait for data.  A woken work is held again, like a new submission.
  */
 #ifndef FS9_CORE_DISPATCH_H
 #define FS9_CORE_DISPATCH_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -60,6 +80,9 @@ struct fs9_work {
     struct fs9_mount *mount; /**< must stay referenced until destroy() */
     uint32_t flags;          /**< FS9_WORK_* */
     uint64_t park_key;       /**< with PARK: hash of what it waits on */
+    /** Bytes this work keeps in memory until destroy() (the struct and
+     *  what it carries, e.g. write data); 0: sizeof(struct fs9_work). */
+    size_t cost;
 
     /* Owned by the dispatcher. */
     atomic_int answered;
@@ -74,15 +97,20 @@ struct fs9_work {
     struct fs9_work *xnext;         /* incoming interrupt notices */
     atomic_int interrupted;
     int result;                     /* what run() returned */
+    size_t charged;                 /* cost counted in pending bytes */
     uv_work_t uv;
     struct fs9_dispatcher *d;
 };
 
 struct fs9_dispatch_config {
-    unsigned threads;       /**< pool threads (UV_THREADPOOL_SIZE) */
-    unsigned mount_threads; /**< at most this many per mount; 0: 3/4 */
-    unsigned max_inflight;  /**< queued + running bound */
-    double timeout;         /**< seconds; 0 disables deadlines */
+    unsigned threads;         /**< pool threads (UV_THREADPOOL_SIZE) */
+    unsigned mount_threads;   /**< at most this many per mount; 0: 3/4 */
+    unsigned max_inflight;    /**< admitted (waiting + running) bound */
+    unsigned mount_inflight;  /**< admitted per mount; 0: 3/4 of the above */
+    size_t max_pending_bytes; /**< cost of held + admitted works beyond
+                                   which submitters wait; 0: 64 KiB per
+                                   max_inflight (64 MiB for 1024) */
+    double timeout;           /**< seconds; 0 disables deadlines */
 };
 
 struct fs9_dispatch_stats {
@@ -91,12 +119,15 @@ struct fs9_dispatch_stats {
     uint64_t timeouts;
     uint64_t interrupts;
     uint64_t parks;
-    uint64_t inflight;      /**< now: queued + running */
-    uint64_t peak_inflight; /**< highest inflight seen */
-    uint64_t waiting;       /**< now: queued, not yet on a thread */
+    uint64_t inflight;      /**< now: admitted (waiting + running) */
+    uint64_t peak_inflight; /**< highest inflight seen (<= max_inflight) */
+    uint64_t held;          /**< now: submitted, not admitted yet */
+    uint64_t waiting;       /**< now: queued, not yet on a thread (held
+                                 ones included) */
     uint64_t running;       /**< now: on a pool thread */
     uint64_t parked;        /**< now: waiting for notify */
-    uint64_t submit_waits;  /**< times a submitter waited for room */
+    uint64_t pending_bytes; /**< now: cost of held + admitted works */
+    uint64_t submit_waits;  /**< times a submitter waited for memory */
 };
 
 /** Create and start the dispatcher (its loop thread).  NULL on failure. */
@@ -120,7 +151,8 @@ void fs9_dispatcher_detach(struct fs9_mount *m);
  *  interrupt callback). */
 void fs9_work_init(struct fs9_work *w, struct fs9_dispatcher *d);
 
-/** Submit from any thread; waits while max_inflight calls are in flight. */
+/** Submit from any thread.  Returns at once, except while the works
+ *  pending already cost more than max_pending_bytes: then it waits. */
 void fs9_dispatcher_submit(struct fs9_dispatcher *d, struct fs9_work *w);
 
 /** Park a work that ran inline (not on the pool) until notify. */
