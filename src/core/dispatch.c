@@ -42,8 +42,22 @@ struct ring_link {
     int in;
 };
 
+#define INLINE_SLOTS 64
+
+struct inline_slot {
+    struct fs9_work *w;   /* running on a request thread, or NULL */
+    uint64_t deadline_ns; /* 0: none */
+};
+
 struct fs9_mount_queue {
     atomic_uint_fast64_t seq; /* bumped by every notify */
+    /* Works submitted and not yet on a thread (posted, held, waiting):
+     * while there are any, no call of the mount runs inline. */
+    atomic_uint queued;
+    /* Calls running inline on request threads, watched for deadlines. */
+    pthread_mutex_t inline_mu;
+    unsigned inline_active;
+    struct inline_slot inline_slots[INLINE_SLOTS];
     struct fs9_mount *mount;
     /* Under d->mu: keys notified since the loop last looked. */
     int notify_pending;
@@ -78,6 +92,9 @@ struct fs9_dispatcher {
     unsigned mount_threads;
     unsigned max_inflight;
     unsigned mount_inflight;
+    unsigned mount_inline;
+    unsigned max_inline;
+    atomic_uint inline_active;
     size_t max_pending_bytes;
     _Atomic uint64_t timeout_ns;
 
@@ -198,6 +215,23 @@ static void fifo_del(struct fifo *f, struct fs9_work *w)
 
 /* ---- memory budget ---- */
 
+/* The mount's count of works waiting for the pool (see `queued`). */
+static void count_queued(struct fs9_work *w)
+{
+    if (!w->queued) {
+        w->queued = 1;
+        atomic_fetch_add(&w->mount->queue->queued, 1);
+    }
+}
+
+static void uncount_queued(struct fs9_work *w)
+{
+    if (w->queued) {
+        w->queued = 0;
+        atomic_fetch_sub(&w->mount->queue->queued, 1);
+    }
+}
+
 static size_t work_cost(const struct fs9_work *w)
 {
     return w->cost ? w->cost : sizeof *w;
@@ -251,6 +285,7 @@ static void work_unref(struct fs9_work *w)
 /* The work is over: drop the dispatcher's reference.  Loop thread. */
 static void finish(struct fs9_dispatcher *d, struct fs9_work *w)
 {
+    uncount_queued(w);
     w->where = W_DONE;
     atomic_fetch_add(&d->st.completed, 1);
     uncharge(d, w);
@@ -269,6 +304,7 @@ static void hold(struct fs9_dispatcher *d, struct fs9_work *w)
                          : 0;
     if (w->deadline_ns)
         list_append(&d->deadlines, w);
+    count_queued(w);
     fifo_push(&q->held, w);
     w->where = W_HELD;
     d->held++;
@@ -360,6 +396,7 @@ static void start(struct fs9_dispatcher *d, struct fs9_mount_queue *q)
 {
     struct fs9_work *w = q->waiting.head;
     fifo_del(&q->waiting, w);
+    uncount_queued(w);
     atomic_fetch_sub(&d->st.waiting, 1);
     q->running++;
     d->running++;
@@ -404,6 +441,7 @@ static void park(struct fs9_dispatcher *d, struct fs9_work *w)
 {
     struct fs9_mount_queue *q = w->mount->queue;
     uncharge(d, w); /* parked works cost nothing against the budget */
+    uncount_queued(w);
     if (fs9_work_answered(w)) { /* interrupted meanwhile */
         finish(d, w);
         return;
@@ -504,10 +542,37 @@ static void remove_from_loop(struct fs9_dispatcher *d, struct fs9_work *w)
     }
 }
 
+/* Calls running inline past their deadline are answered ETIMEDOUT here;
+ * the request thread running one cleans up its late result.  A slot is
+ * only read under its mount's inline_mu, which the request thread takes to
+ * give the slot back before it frees the work. */
+static void watch_inline(struct fs9_dispatcher *d, uint64_t now)
+{
+    if (!atomic_load(&d->inline_active))
+        return;
+    pthread_mutex_lock(&d->mu);
+    for (struct fs9_mount_queue *q = d->attached; q; q = q->anext) {
+        pthread_mutex_lock(&q->inline_mu);
+        for (unsigned i = 0; q->inline_active && i < INLINE_SLOTS; i++) {
+            struct inline_slot *sl = &q->inline_slots[i];
+            if (!sl->w || !sl->deadline_ns || sl->deadline_ns > now)
+                continue;
+            sl->deadline_ns = 0; /* once */
+            if (fs9_work_claim(sl->w)) {
+                atomic_fetch_add(&d->st.timeouts, 1);
+                sl->w->answer(sl->w, ETIMEDOUT);
+            }
+        }
+        pthread_mutex_unlock(&q->inline_mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct fs9_dispatcher *d = t->data;
     uint64_t now = fs9_now_ns();
+    watch_inline(d, now);
     while (d->deadlines.next != &d->deadlines) {
         struct fs9_work *w = d->deadlines.next;
         if (w->deadline_ns > now)
@@ -650,6 +715,9 @@ struct fs9_dispatcher *fs9_dispatcher_new(const struct fs9_dispatch_config *c)
                                         : (d->threads * 3 + 3) / 4;
     if (d->mount_threads > d->threads)
         d->mount_threads = d->threads;
+    d->mount_inline = c->mount_inline < INLINE_SLOTS ? c->mount_inline
+                                                     : INLINE_SLOTS;
+    d->max_inline = c->max_inline ? c->max_inline : d->mount_inline * 2;
     d->max_inflight = c->max_inflight ? c->max_inflight : 1024;
     d->mount_inflight = c->mount_inflight
                             ? c->mount_inflight
@@ -747,6 +815,7 @@ int fs9_dispatcher_attach(struct fs9_dispatcher *d, struct fs9_mount *m)
         return -ENOMEM;
     q->mount = m;
     q->d = d;
+    pthread_mutex_init(&q->inline_mu, NULL);
     list_init(&q->parked);
     pthread_mutex_lock(&d->mu);
     q->anext = d->attached;
@@ -773,6 +842,7 @@ void fs9_dispatcher_detach(struct fs9_mount *m)
         q->anext->aprev = q->aprev;
     pthread_mutex_unlock(&d->mu);
     m->queue = NULL;
+    pthread_mutex_destroy(&q->inline_mu);
     free(q);
 }
 
@@ -795,6 +865,8 @@ void fs9_work_init(struct fs9_work *w, struct fs9_dispatcher *d)
     w->qnext = w->qprev = NULL;
     w->inext = w->xnext = NULL;
     w->charged = 0;
+    w->slot = -1;
+    w->queued = 0;
     atomic_store(&w->refs, 1);
     atomic_store(&w->answered, 0);
     atomic_store(&w->interrupted, 0);
@@ -821,9 +893,53 @@ void fs9_dispatcher_submit(struct fs9_dispatcher *d, struct fs9_work *w)
         return;
     }
     charge_locked(d, w);
+    count_queued(w);
     post(d, w, M_SUBMIT);
     pthread_mutex_unlock(&d->mu);
     uv_async_send(&d->wake);
+}
+
+int fs9_dispatcher_inline_begin(struct fs9_dispatcher *d, struct fs9_work *w)
+{
+    struct fs9_mount_queue *q = w->mount->queue;
+    if (!q || !d->mount_inline || atomic_load(&q->queued) > 0 ||
+        atomic_load(&d->inline_active) >= d->max_inline)
+        return -1;
+    int slot = -1;
+    pthread_mutex_lock(&q->inline_mu);
+    if (q->inline_active < d->mount_inline) {
+        for (int i = 0; i < INLINE_SLOTS; i++) {
+            if (!q->inline_slots[i].w) {
+                slot = i;
+                break;
+            }
+        }
+    }
+    if (slot >= 0) {
+        uint64_t t = atomic_load(&d->timeout_ns);
+        q->inline_slots[slot].w = w;
+        q->inline_slots[slot].deadline_ns =
+            (t && !(w->flags & FS9_WORK_NO_DEADLINE)) ? fs9_now_ns() + t
+                                                       : 0;
+        q->inline_active++;
+        atomic_fetch_add(&d->inline_active, 1);
+    }
+    pthread_mutex_unlock(&q->inline_mu);
+    w->slot = slot;
+    return slot >= 0 ? 0 : -1;
+}
+
+void fs9_dispatcher_inline_end(struct fs9_dispatcher *d, struct fs9_work *w)
+{
+    struct fs9_mount_queue *q = w->mount->queue;
+    if (w->slot < 0)
+        return;
+    pthread_mutex_lock(&q->inline_mu);
+    q->inline_slots[w->slot].w = NULL;
+    q->inline_active--;
+    atomic_fetch_sub(&d->inline_active, 1);
+    pthread_mutex_unlock(&q->inline_mu);
+    w->slot = -1;
 }
 
 void fs9_dispatcher_park(struct fs9_dispatcher *d, struct fs9_work *w)

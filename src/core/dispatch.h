@@ -97,6 +97,8 @@ struct fs9_work {
     struct fs9_work *xnext;         /* incoming interrupt notices */
     atomic_int interrupted;
     int result;                     /* what run() returned */
+    int slot;                       /* inline slot, or -1 */
+    int queued;                     /* counted in its mount's queued */
     size_t charged;                 /* cost counted in pending bytes */
     uv_work_t uv;
     struct fs9_dispatcher *d;
@@ -111,6 +113,10 @@ struct fs9_dispatch_config {
                                    which submitters wait; 0: 64 KiB per
                                    max_inflight (64 MiB for 1024) */
     double timeout;           /**< seconds; 0 disables deadlines */
+    unsigned mount_inline;    /**< calls of one blocking provider that may
+                                   run on request threads at once; 0: none
+                                   (always the pool) */
+    unsigned max_inline;      /**< the same, all mounts together */
 };
 
 struct fs9_dispatch_stats {
@@ -154,6 +160,20 @@ void fs9_work_init(struct fs9_work *w, struct fs9_dispatcher *d);
 /** Submit from any thread.  Returns at once, except while the works
  *  pending already cost more than max_pending_bytes: then it waits. */
 void fs9_dispatcher_submit(struct fs9_dispatcher *d, struct fs9_work *w);
+
+/** Run a call of a provider that may block on the calling request thread,
+ *  skipping the two thread hand-offs of the pool, when that is safe: while
+ *  its mount has fewer than mount_inline such calls running, all mounts
+ *  fewer than max_inline, and none of its work queued for the pool (so an
+ *  inline call never overtakes queued ones).  A provider that hangs can so
+ *  hold a few request threads, never all of them, and the rest of its
+ *  calls queue with their deadlines as usual.  Returns 0 with a slot
+ *  taken: run the work, then call fs9_dispatcher_inline_end(); or -1:
+ *  submit it.  The loop still answers ETIMEDOUT for an inline call past its
+ *  deadline; the call's late result is cleaned up as for pool calls. */
+int fs9_dispatcher_inline_begin(struct fs9_dispatcher *d,
+                                struct fs9_work *w);
+void fs9_dispatcher_inline_end(struct fs9_dispatcher *d, struct fs9_work *w);
 
 /** Park a work that ran inline (not on the pool) until notify. */
 void fs9_dispatcher_park(struct fs9_dispatcher *d, struct fs9_work *w);

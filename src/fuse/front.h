@@ -29,6 +29,9 @@ struct fs9_fuse_options {
     int kernel_cache;        /**< keep page cache across opens */
     int direct_io;           /**< bypass the page cache everywhere */
     int inline_calls;        /**< call NONBLOCKING providers inline */
+    int noxattr;             /**< answer xattr requests ENOSYS, so the
+                                  kernel stops sending them (faster writes
+                                  and ls -l, no extended attributes) */
     unsigned max_write;      /**< bytes per write request */
     unsigned max_readahead;
     unsigned max_background;

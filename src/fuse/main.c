@@ -627,6 +627,10 @@ int main(int argc, char **argv)
     if (!c.foreground)
         daemon_start();
 
+    /* Inline calls of blocking providers may hold at most half of the
+     * request threads, so the others always keep receiving. */
+    if (!c.dispatch.max_inline)
+        c.dispatch.max_inline = c.max_threads > 1 ? c.max_threads / 2 : 1;
     struct fs9_ns_config nc = {.dispatch = c.dispatch, .owner = getuid()};
     struct fs9_ns *ns = fs9_ns_new(&nc);
     struct fs9_fuse fs;

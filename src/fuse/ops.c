@@ -69,6 +69,9 @@ struct op {
     uint64_t t0; /* when the request arrived, for /.fs9/stats */
     const void *data; /* write data or xattr value: borrowed inline, into
                          buf when the call goes to the pool */
+    size_t borrowed; /* bytes of `data` lent by libfuse: copied into
+                        `owned` if the call goes to the pool */
+    void *owned;     /* owned copy of `data`, or NULL */
     uint64_t *entered; /* readdirplus: nodeids handed out, to undo */
     size_t nentered, capentered;
     char buf[];
@@ -207,6 +210,7 @@ static void op_free(struct op *op)
         fs9_ns_handle_put(op->fs->ns, op->h);
     if (op->ph)
         fuse_pollhandle_destroy(op->ph);
+    free(op->owned);
     free(op->entered);
     free(op);
 }
@@ -319,6 +323,27 @@ static void interrupt_cb(fuse_req_t req, void *data)
 }
 
 /* Step 2: run inline or hand to the dispatcher. */
+/* Run `op` on this thread, then free it or, when it must wait for data,
+ * park it (the interrupt callback is registered first so Ctrl-C ends the
+ * wait). */
+static void run_here(struct op *op)
+{
+    int rc = op->exec(op);
+    fs9_dispatcher_inline_end(op->fs->d, &op->work);
+    if (rc == FS9_WORK_PARK) {
+        op->interruptible = 1;
+        op->work.flags |= FS9_WORK_INTERRUPTIBLE | FS9_WORK_NO_DEADLINE;
+        fuse_req_interrupt_func(op->req, interrupt_cb, op);
+        fs9_dispatcher_park(op->fs->d, &op->work);
+        return;
+    }
+    op_free(op);
+}
+
+/* Step 2: run inline or hand to the dispatcher.  Providers that never
+ * block run here; others too while their mount has a free inline slot and
+ * nothing queued (dispatch.h), which saves the two thread hand-offs of the
+ * pool; everything else goes to the pool. */
 static void op_go(struct op *op, struct fs9_mount *m, int interruptible)
 {
     struct fs9_fuse *fs = op->fs;
@@ -326,20 +351,25 @@ static void op_go(struct op *op, struct fs9_mount *m, int interruptible)
     op->work.run = op_run;
     op->work.answer = op_answer;
     op->work.destroy = op_destroy;
-    int in = fs->opt.inline_calls && (m->caps & FS9_CAP_NONBLOCKING) &&
-             !atomic_load(&m->dead);
-    if (in) {
-        int rc = op->exec(op);
-        if (rc == FS9_WORK_PARK) {
-            /* Wait for data without holding this thread. */
-            op->interruptible = 1;
-            op->work.flags |= FS9_WORK_INTERRUPTIBLE | FS9_WORK_NO_DEADLINE;
-            fuse_req_interrupt_func(op->req, interrupt_cb, op);
-            fs9_dispatcher_park(fs->d, &op->work);
+    if (fs->opt.inline_calls && !atomic_load(&m->dead)) {
+        if ((m->caps & FS9_CAP_NONBLOCKING) ||
+            fs9_dispatcher_inline_begin(fs->d, &op->work) == 0) {
+            run_here(op);
             return;
         }
-        op_free(op);
-        return;
+    }
+    if (op->borrowed) {
+        /* libfuse reuses its buffer once we return. */
+        op->owned = malloc(op->borrowed);
+        if (!op->owned) {
+            fuse_reply_err(op->req, ENOMEM);
+            op_free(op);
+            return;
+        }
+        memcpy(op->owned, op->data, op->borrowed);
+        op->data = op->owned;
+        op->work.cost += op->borrowed;
+        op->borrowed = 0;
     }
     if (interruptible) {
         op->interruptible = 1;
@@ -953,24 +983,11 @@ static int exec_write(struct op *op)
 static void fs9_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                       size_t size, off_t off, struct fuse_file_info *fi)
 {
-    struct fs9_fuse *fs = FS(req);
-    struct fs9_handle *h = fs9_ns_handle_get(fs->ns, fi->fh);
-    if (!h) {
-        fuse_reply_err(req, EIO);
-        return;
-    }
-    /* libfuse reuses `buf` once we return: the pool needs its own copy,
-     * an inline call does not. */
-    int in = fs->opt.inline_calls && (h->mount->caps & FS9_CAP_NONBLOCKING);
-    fs9_ns_handle_put(fs->ns, h);
-    struct op *op = handle_op(req, OP_WRITE, exec_write, ino, fi->fh,
-                              in ? 0 : size);
+    struct op *op = handle_op(req, OP_WRITE, exec_write, ino, fi->fh, 0);
     if (!op)
         return;
-    if (in)
-        op->data = buf;
-    else if (size)
-        memcpy((char *)op->data, buf, size);
+    op->data = buf; /* lent: op_go copies it if the call goes to the pool */
+    op->borrowed = size;
     op->size = size;
     op->off = (uint64_t)off;
     op_go(op, op->h->mount, 0);
@@ -1268,6 +1285,13 @@ static int exec_setxattr(struct op *op)
 static struct op *xattr_op(fuse_req_t req, int code, int (*exec)(struct op *),
                            fuse_ino_t ino, const char *xname, size_t extra)
 {
+    if (FS(req)->opt.noxattr) {
+        /* The kernel remembers ENOSYS and stops asking: no more round trip
+         * for security.capability before every write.  Applications get
+         * EOPNOTSUPP. */
+        fuse_reply_err(req, ENOSYS);
+        return NULL;
+    }
     char path[PATH_MAX + 1];
     int rc = node_path(req, ino, NULL, path, sizeof path);
     if (rc < 0) {

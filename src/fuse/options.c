@@ -190,6 +190,8 @@ static int parse_one(struct fs9_cmdline *c, const char *key, const char *val,
         return parse_bool(key, val, &c->fuse.kernel_cache);
     if (!strcmp(key, "direct_io"))
         return parse_bool(key, val, &c->fuse.direct_io);
+    if (!strcmp(key, "noxattr"))
+        return parse_bool(key, val, &c->fuse.noxattr);
     if (!strcmp(key, "inline"))
         return parse_bool(key, val, &c->fuse.inline_calls);
     if (!strcmp(key, "clone_fd"))
@@ -201,6 +203,9 @@ static int parse_one(struct fs9_cmdline *c, const char *key, const char *val,
     if (!strcmp(key, "mount_threads"))
         return val ? parse_uint(key, val, 1, 1024,
                                 &c->dispatch.mount_threads)
+                   : -2;
+    if (!strcmp(key, "mount_inline"))
+        return val ? parse_uint(key, val, 0, 64, &c->dispatch.mount_inline)
                    : -2;
     if (!strcmp(key, "max_inflight"))
         return val ? parse_uint(key, val, 1, 1u << 20,
@@ -310,6 +315,7 @@ static void reset_options(struct fs9_cmdline *c)
     c->dispatch.mount_threads = 0;
     c->dispatch.max_inflight = 1024;
     c->dispatch.timeout = 60;
+    c->dispatch.mount_inline = 4;
 }
 
 int fs9_cmdline_apply_config(struct fs9_cmdline *c,
@@ -342,6 +348,7 @@ int fs9_cmdline_parse(int argc, char **argv, struct fs9_cmdline *c)
     c->dispatch.threads = 16;
     c->dispatch.max_inflight = 1024;
     c->dispatch.timeout = 60;
+    c->dispatch.mount_inline = 4;
     const char *pos[2];
     int npos = 0;
     for (int i = 1; i < argc; i++) {
@@ -463,11 +470,19 @@ void fs9_cmdline_usage(const char *prog)
         "(3/4 of threads)\n"
         "  -o max_inflight=N     requests queued or running at once (1024)\n"
         "  -o max_threads=N      FUSE request threads (16)\n"
+        "  -o mount_inline=N     calls of one provider that may block, run "
+        "on request\n"
+        "                        threads at once to save the pool's hand-offs "
+        "(4; 0: none)\n"
         "  -o max_background=N   kernel background requests (64)\n"
         "  -o writeback          kernel write-back cache (faster small "
         "writes)\n"
         "  -o kernel_cache       keep cached file data across opens\n"
         "  -o direct_io          bypass the page cache for every file\n"
+        "  -o noxattr            no extended attributes: the kernel then stops "
+        "asking\n"
+        "                        for them before every write and in ls -l "
+        "(faster)\n"
         "  -o inline=0           never call providers on request threads\n"
         "  -o clone_fd           one /dev/fuse descriptor per thread\n"
         "  -o clear_stale        unmount a dead fs9 left at MOUNTPOINT first\n"

@@ -125,3 +125,18 @@ test_stale_mount_is_detected_and_cleared_on_request() {
   for i in $(seq 1 40); do is_mounted "$d" || break; sleep 0.05; done
   rmdir "$d"
 }
+
+test_noxattr_turns_extended_attributes_off_and_nothing_else() {
+  d=$(newdir)
+  fs9_start -o noxattr memfs "$d"
+  echo data >"$d/f"
+  # ENOTSUP is EOPNOTSUPP on Linux; Python names the number ENOTSUP
+  assert_eq "$(errno_of 'os.setxattr("'"$d"'/f", "user.x", b"1")')" ENOTSUP
+  assert_eq "$(errno_of 'os.getxattr("'"$d"'/f", "user.x")')" ENOTSUP
+  assert_eq "$(errno_of 'os.listxattr("'"$d"'/f")')" ENOTSUP
+  echo more >>"$d/f"
+  assert_eq "$(cat "$d/f")" "$(printf 'data\nmore')"
+  cp -a "$d/f" "$d/g" || fail "cp -a fails without xattrs"
+  fs9_stop || fail "did not stop cleanly"
+  rmdir "$d"
+}

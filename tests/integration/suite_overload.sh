@@ -138,8 +138,10 @@ test_max_inflight_bound_holds_under_a_flood_and_memory_stays_bounded() {
 
 test_write_flood_throttles_the_kernel_within_the_memory_budget() {
   # max_inflight=16: 1 MiB of pending requests at most (64 KiB each), so
-  # 1 MiB writes wait in the kernel, one FUSE thread each.
-  ovl_start max_inflight=16 "delay_ms=200 ops=write"
+  # 1 MiB writes wait in the kernel, one FUSE thread each.  mount_inline=0:
+  # writes run on the request thread otherwise (holding no copy, so costing
+  # no memory), and this is about the pool's budget.
+  ovl_start max_inflight=16,mount_inline=0 "delay_ms=200 ops=write"
   local rss0 rss max_rss=0 i
   rss0=$(rss_kb)
   flood_start 32 "$MNT/slow/file" write

@@ -465,3 +465,90 @@ Test(dispatch, drain_answers_parked_work_with_zero_and_finishes_the_rest)
     cr_assert_eq(atomic_load(&late->runs), 0);
     stop(4);
 }
+
+/* ---- calls run inline on the request thread ---- */
+
+/* The request thread of an inline call: run, give the slot back, free. */
+static void *inline_thread(void *arg)
+{
+    struct fake *f = arg;
+    f->w.run(&f->w);
+    fs9_dispatcher_inline_end(d, &f->w);
+    atomic_store(&f->destroyed, 1);
+    return NULL;
+}
+
+Test(dispatch, inline_slots_are_bounded_per_mount_and_in_total)
+{
+    struct fs9_dispatch_config c = {.threads = 2, .max_inflight = 16,
+                                    .mount_inline = 2, .max_inline = 3};
+    start(c);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(0, 0, QUICK)->w), 0);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(1, 0, QUICK)->w), 0);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(2, 0, QUICK)->w), -1,
+                 "a third call of one mount goes to the pool");
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(3, 1, QUICK)->w), 0);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(4, 1, QUICK)->w), -1,
+                 "max_inline counts all mounts");
+    fs9_dispatcher_inline_end(d, &fakes[0].w);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(5, 0, QUICK)->w), 0,
+                 "a slot given back is taken again");
+    for (int i = 0; i < 6; i++) {
+        if (i == 2 || i == 4) {
+            fs9_dispatcher_submit(d, &fakes[i].w); /* the pool's */
+            continue;
+        }
+        fakes[i].w.run(&fakes[i].w);
+        fs9_dispatcher_inline_end(d, &fakes[i].w);
+        atomic_store(&fakes[i].destroyed, 1);
+    }
+    WAIT_UNTIL(atomic_load(&fakes[2].destroyed) &&
+               atomic_load(&fakes[4].destroyed));
+    stop(6);
+}
+
+Test(dispatch, no_inline_call_overtakes_work_queued_for_its_mount)
+{
+    struct fs9_dispatch_config c = {.threads = 1, .max_inflight = 16,
+                                    .mount_inline = 4, .max_inline = 8};
+    start(c);
+    fs9_dispatcher_submit(d, &fake(0, 0, BLOCK)->w); /* takes the thread */
+    fs9_dispatcher_submit(d, &fake(1, 0, BLOCK)->w); /* queued behind it */
+    WAIT_UNTIL(stats().running == 1 && stats().waiting == 1);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(2, 0, QUICK)->w), -1,
+                 "mount 0 has queued work");
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fake(3, 1, QUICK)->w), 0,
+                 "mount 1 has none");
+    fakes[3].w.run(&fakes[3].w);
+    fs9_dispatcher_inline_end(d, &fakes[3].w);
+    atomic_store(&fakes[3].destroyed, 1);
+    open_gate(&fakes[0]);
+    open_gate(&fakes[1]);
+    WAIT_UNTIL(atomic_load(&fakes[1].destroyed));
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &fakes[2].w), 0,
+                 "inline again once the queue is empty");
+    fakes[2].w.run(&fakes[2].w);
+    fs9_dispatcher_inline_end(d, &fakes[2].w);
+    atomic_store(&fakes[2].destroyed, 1);
+    stop(4);
+}
+
+Test(dispatch, an_inline_call_past_its_deadline_is_answered_etimedout)
+{
+    struct fs9_dispatch_config c = {.threads = 2, .max_inflight = 16,
+                                    .mount_inline = 2, .max_inline = 4,
+                                    .timeout = 0.1};
+    start(c);
+    struct fake *f = fake(0, 0, BLOCK);
+    cr_assert_eq(fs9_dispatcher_inline_begin(d, &f->w), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, inline_thread, f);
+    WAIT_UNTIL(atomic_load(&f->answers) == 1);
+    cr_assert_eq(atomic_load(&f->err), ETIMEDOUT);
+    cr_assert_eq(stats().timeouts, 1);
+    open_gate(f); /* the provider call returns at last */
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&f->late), 1, "the late result was cleaned up");
+    cr_assert_eq(atomic_load(&f->answers), 1, "answered once");
+    stop(1);
+}
