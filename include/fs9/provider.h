@@ -349,7 +349,12 @@ struct fs9_provider_ops {
     /** Read up to `size` bytes at `offset` into `buf` (caller-owned).
      *  Returns the count (0 at end of file) or a negative errno.  With
      *  FS9_CAP_BLOCKING_READ, -EAGAIN means "no data yet": FS9 parks the
-     *  request without holding a thread and retries after notify(). */
+     *  request without holding a thread and retries after notify().
+     *  Beware: the kernel splits a read(2) larger than about 1 MiB into
+     *  pieces and asks for the next only when one comes back full, so a
+     *  blocking provider that fills a piece exactly with the last data it
+     *  has parks the next piece — and the application's read(2) waits with
+     *  data in hand.  Return one byte less in that case (streamfs does). */
     ssize_t (*read)(void *self, void *handle, void *buf, size_t size,
                     uint64_t offset);
 

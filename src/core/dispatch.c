@@ -54,6 +54,8 @@ struct fs9_mount_queue {
     /* Works submitted and not yet on a thread (posted, held, waiting):
      * while there are any, no call of the mount runs inline. */
     atomic_uint queued;
+    atomic_uint_fast64_t timeouts;          /* answered ETIMEDOUT */
+    atomic_uint_fast64_t timeout_logged_ns; /* last logged, 0: never */
     /* Calls running inline on request threads, watched for deadlines. */
     pthread_mutex_t inline_mu;
     unsigned inline_active;
@@ -272,6 +274,23 @@ static void uncharge(struct fs9_dispatcher *d, struct fs9_work *w)
     if (d->room_waiters)
         pthread_cond_broadcast(&d->room); /* several may fit now */
     pthread_mutex_unlock(&d->mu);
+}
+
+/* One line per mount and minute when calls time out: what an operator
+ * needs (which provider, how often) without a line per request. */
+static void log_timeout(struct fs9_mount *m, uint64_t now)
+{
+    struct fs9_mount_queue *q = m->queue;
+    uint64_t n = atomic_fetch_add(&q->timeouts, 1) + 1;
+    uint64_t last = atomic_load(&q->timeout_logged_ns);
+    if (last && now - last < 60ull * 1000000000ull)
+        return;
+    if (!atomic_compare_exchange_strong(&q->timeout_logged_ns, &last, now))
+        return;
+    fs9_warn("%s at %s: a call took longer than the timeout and was "
+             "answered ETIMEDOUT (%llu so far)",
+             m->ops ? m->ops->name : "provider", m->path ? m->path : "?",
+             (unsigned long long)n);
 }
 
 /* ---- lifetime ---- */
@@ -561,6 +580,7 @@ static void watch_inline(struct fs9_dispatcher *d, uint64_t now)
             if (fs9_work_claim(sl->w)) {
                 atomic_fetch_add(&d->st.timeouts, 1);
                 sl->w->answer(sl->w, ETIMEDOUT);
+                log_timeout(q->mount, now);
             }
         }
         pthread_mutex_unlock(&q->inline_mu);
@@ -581,6 +601,7 @@ static void on_tick(uv_timer_t *t)
         if (fs9_work_claim(w)) {
             atomic_fetch_add(&d->st.timeouts, 1);
             w->answer(w, ETIMEDOUT);
+            log_timeout(w->mount, now);
         }
         if (w->where == W_RUNNING) {
             /* Not started yet on the pool: take it back.  Started: its late
@@ -640,7 +661,12 @@ static void on_wake(uv_async_t *a)
         struct fs9_work *w = xs;
         xs = w->xnext;
         w->xnext = NULL;
-        if (fs9_work_claim(w)) {
+        /* A running call of a provider whose reads move a cursor (streams)
+         * may already have consumed what it is about to return: answering
+         * EINTR now would lose those bytes, so it finishes instead. */
+        int keep = w->where == W_RUNNING &&
+                   (w->mount->caps & FS9_CAP_STATEFUL_READ);
+        if (!keep && fs9_work_claim(w)) {
             atomic_fetch_add(&d->st.interrupts, 1);
             w->answer(w, EINTR);
         }
@@ -749,12 +775,16 @@ struct fs9_dispatcher *fs9_dispatcher_new(const struct fs9_dispatch_config *c)
     uv_check_start(&d->check, check_drained);
     uv_unref((uv_handle_t *)&d->check);
     uint64_t t = atomic_load(&d->timeout_ns);
-    uint64_t tick_ms = t ? t / 4000000 : 100;
-    if (tick_ms < 10)
-        tick_ms = 10;
-    if (tick_ms > 250)
-        tick_ms = 250;
-    uv_timer_start(&d->tick, on_tick, tick_ms, tick_ms);
+    /* Deadlines are checked a quarter timeout apart (10 ms to 1 s); with
+     * no timeout the loop sleeps until there is work. */
+    if (t) {
+        uint64_t tick_ms = t / 4000000;
+        if (tick_ms < 10)
+            tick_ms = 10;
+        if (tick_ms > 1000)
+            tick_ms = 1000;
+        uv_timer_start(&d->tick, on_tick, tick_ms, tick_ms);
+    }
     uv_unref((uv_handle_t *)&d->tick);
 
     /* The loop thread and the pool it creates take no process signals:

@@ -210,7 +210,9 @@ void fs9_work_interrupt(struct fs9_work *w);
 void fs9_dispatcher_stats(struct fs9_dispatcher *d,
                           struct fs9_dispatch_stats *out);
 
-/** Change the deadline (seconds, 0: none) for work submitted from now on. */
+/** Change the deadline (seconds) for work submitted from now on.  Only a
+ *  dispatcher created with a timeout has a deadline clock: this changes a
+ *  timeout, it cannot start one. */
 void fs9_dispatcher_set_timeout(struct fs9_dispatcher *d, double seconds);
 
 /** Monotonic nanoseconds. */

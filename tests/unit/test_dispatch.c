@@ -552,3 +552,37 @@ Test(dispatch, an_inline_call_past_its_deadline_is_answered_etimedout)
     cr_assert_eq(atomic_load(&f->answers), 1, "answered once");
     stop(1);
 }
+
+Test(dispatch, an_interrupt_never_answers_a_running_read_of_a_stateful_provider)
+{
+    start(small);
+    /* A stream's read may already have moved its cursor past the bytes it
+     * is about to return: EINTR then would lose them. */
+    mounts[1].caps = FS9_CAP_STATEFUL_READ;
+    struct fake *f = fake(0, 1, BLOCK);
+    f->w.flags |= FS9_WORK_INTERRUPTIBLE;
+    fs9_dispatcher_submit(d, &f->w);
+    WAIT_UNTIL(atomic_load(&f->runs) == 1);
+    fs9_work_interrupt(&f->w);
+    usleep(100000); /* give the loop its chance to (wrongly) answer */
+    cr_assert_eq(atomic_load(&f->answers), 0, "answered while running");
+    open_gate(f);
+    WAIT_UNTIL(atomic_load(&f->destroyed));
+    cr_assert_eq(atomic_load(&f->err), 0, "the read's own answer");
+    cr_assert_eq(atomic_load(&f->late), 0);
+    /* Not yet running (queued behind a blocked call): interrupted. */
+    struct fs9_dispatch_config one = {.threads = 1, .max_inflight = 8};
+    stop(1);
+    start(one);
+    mounts[1].caps = FS9_CAP_STATEFUL_READ;
+    fs9_dispatcher_submit(d, &fake(0, 1, BLOCK)->w);
+    WAIT_UNTIL(stats().running == 1);
+    struct fake *g = fake(1, 1, QUICK);
+    g->w.flags |= FS9_WORK_INTERRUPTIBLE;
+    fs9_dispatcher_submit(d, &g->w);
+    WAIT_UNTIL(stats().waiting == 1);
+    fs9_work_interrupt(&g->w);
+    WAIT_UNTIL(atomic_load(&g->answers) == 1);
+    cr_assert_eq(atomic_load(&g->err), EINTR);
+    stop(2);
+}
