@@ -65,7 +65,9 @@
  * fsuid/fsgid (setfsuid/setfsgid are per thread on Linux; they are restored
  * before the call returns): new objects belong to the caller, the group
  * follows set-group-ID directories, and the host's own permission checks
- * apply.  Supplementary groups stay the daemon's.  When the daemon is not
+ * apply — with the caller's supplementary groups too, read from
+ * /proc/PID/status and set for the thread (the kernel allowed the call
+ * with them, so the host must see them).  When the daemon is not
  * root it simply creates: objects belong to the daemon's user (as sshfs).
  *
  * Page cache.  FS9_OPEN_DIRECT is not passed to the host: whether data
@@ -135,6 +137,8 @@ struct localfs {
     bool as_root;     /* euid 0: create objects as the caller */
     uid_t self_uid;   /* the daemon's fsuid/fsgid, to skip needless */
     gid_t self_gid;   /* switches when the caller is the daemon */
+    int self_ngroups; /* the daemon's supplementary groups, restored */
+    gid_t self_groups[64];
     bool proc_ok;     /* /proc/self/fd works (xattrs, handle reopen) */
     bool xattrat;     /* the kernel has getxattrat() and friends */
 };
@@ -291,9 +295,46 @@ static void lfs_proc_fd(char *buf, int fd)
 
 struct lfs_cred {
     bool switched;
-    int uid; /* previous fsuid/fsgid of this thread */
+    bool grouped; /* supplementary groups switched too */
+    int uid;      /* previous fsuid/fsgid of this thread */
     int gid;
 };
+
+#define LFS_MAX_GROUPS 256
+
+/** The supplementary groups of process (or thread) `pid`, from
+ *  /proc/PID/status: the kernel checked the caller's permission with them
+ *  (default_permissions), so the host must see them too.  Returns how many
+ *  were stored (at most `max`), or -1 when they cannot be read. */
+static int lfs_caller_groups(int pid, gid_t *list, int max)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nGroups:");
+    if (!p)
+        return -1;
+    p += 8;
+    int count = 0;
+    while (count < max) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p < '0' || *p > '9')
+            break;
+        char *end;
+        unsigned long g = strtoul(p, &end, 10);
+        list[count++] = (gid_t)g;
+        p = end;
+    }
+    return count;
+}
 
 /** Runs this thread's filesystem calls as the caller until
  *  lfs_become_self().  setfsuid/setfsgid (raw syscalls) change only the
@@ -311,19 +352,30 @@ static void lfs_become_caller(const struct localfs *lfs,
      * kernel's overflow ids say. */
     gid_t gid = ctx->gid == (uint32_t)-1 ? 65534 : (gid_t)ctx->gid;
     uid_t uid = ctx->uid == (uint32_t)-1 ? 65534 : (uid_t)ctx->uid;
+    /* Supplementary groups, per thread: the raw syscall (glibc's
+     * setgroups() would change every thread of the daemon). */
+    c->grouped = false;
+    if (ctx->pid > 0) {
+        gid_t groups[LFS_MAX_GROUPS];
+        int n = lfs_caller_groups(ctx->pid, groups, LFS_MAX_GROUPS);
+        if (n >= 0 && syscall(SYS_setgroups, (size_t)n, groups) == 0)
+            c->grouped = true;
+    }
     c->gid = (int)syscall(SYS_setfsgid, gid);
     c->uid = (int)syscall(SYS_setfsuid, uid);
     c->switched = true;
 }
 
-/** Restores the thread's own fsuid/fsgid; errno is preserved. */
-static void lfs_become_self(struct lfs_cred *c)
+/** Restores the thread's own fsuid/fsgid and groups; errno is preserved. */
+static void lfs_become_self(const struct localfs *lfs, struct lfs_cred *c)
 {
     if (!c->switched)
         return;
     int saved = errno;
     syscall(SYS_setfsuid, (uid_t)c->uid);
     syscall(SYS_setfsgid, (gid_t)c->gid);
+    if (c->grouped)
+        syscall(SYS_setgroups, (size_t)lfs->self_ngroups, lfs->self_groups);
     errno = saved;
     c->switched = false;
 }
@@ -547,6 +599,9 @@ static int lfs_create(const struct fs9_host *host, const struct fs9_config *cfg,
     lfs->as_root = geteuid() == 0;
     lfs->self_uid = geteuid();
     lfs->self_gid = getegid();
+    lfs->self_ngroups = getgroups(64, lfs->self_groups);
+    if (lfs->self_ngroups < 0)
+        lfs->self_ngroups = 0;
 
     /* xattrs: getxattrat() and friends where the kernel has them (ENOSYS,
      * or EPERM from a seccomp filter that does not know them, says no),
@@ -1015,7 +1070,7 @@ static int lfs_open(void *self, const struct fs9_ctx *ctx, const char *path,
     }
 
     fd = lfs_open_file(lfs, &at, flags, mode, &out->created);
-    lfs_become_self(&cred);
+    lfs_become_self(lfs, &cred);
     if (fd < 0) {
         r = fd;
         goto out;
@@ -1033,7 +1088,7 @@ static int lfs_open(void *self, const struct fs9_ctx *ctx, const char *path,
     }
     close(fd);
 out:
-    lfs_become_self(&cred);
+    lfs_become_self(lfs, &cred);
     lfs_at_release(&at);
     return r;
 }
@@ -1054,7 +1109,7 @@ static int lfs_mknod(void *self, const struct fs9_ctx *ctx, const char *path,
         r = lfs_mknod_at(lfs, &at, mode, rdev, true, out, &created);
         lfs_at_release(&at);
     }
-    lfs_become_self(&cred);
+    lfs_become_self(lfs, &cred);
     return r;
 }
 
@@ -1079,7 +1134,7 @@ static int lfs_symlink(void *self, const struct fs9_ctx *ctx,
             r = lfs_fstatat_attr(at.dirfd, at.name, out);
         lfs_at_release(&at);
     }
-    lfs_become_self(&cred);
+    lfs_become_self(lfs, &cred);
     return r;
 }
 
@@ -1117,7 +1172,7 @@ static int lfs_link(void *self, const struct fs9_ctx *ctx, const char *from,
     lfs_at_release(&dst);
     lfs_at_release(&src);
 out:
-    lfs_become_self(&cred);
+    lfs_become_self(lfs, &cred);
     return r;
 }
 

@@ -370,6 +370,26 @@ test_eacces_for_a_user_the_host_refuses() {
   assert_eq "$(cat "$MNT/private/file")" secret "root still reads it"
 }
 
+# The kernel checks permission with the caller's supplementary groups
+# (default_permissions); when fs9 runs as root, localfs must create with
+# them too, or a group-writable directory refuses what the kernel allowed.
+test_a_supplementary_group_lets_a_user_create_as_the_kernel_allowed() {
+  lfs_mount -o allow_other
+  chmod 755 "$BACKING" "$MNT"
+  mkdir "$BACKING/team"
+  chown 0:4242 "$BACKING/team"
+  chmod 0770 "$BACKING/team"
+  member() { setpriv --reuid=65534 --regid=65534 --groups=4242 "$@"; }
+  member true 2>/dev/null || skip "setpriv cannot switch users"
+  member sh -c "echo work >'$MNT/team/file'" || fail "a member of the group was refused"
+  member mkdir "$MNT/team/sub" || fail "mkdir refused"
+  assert_eq "$(stat -c %u:%g "$BACKING/team/file")" 65534:65534 "owned by the caller"
+  assert_eq "$(cat "$BACKING/team/file")" work
+  # and without the group, the host still refuses
+  expect_errno EACCES setpriv --reuid=65534 --regid=65534 --clear-groups touch "$MNT/team/other"
+  [ ! -e "$BACKING/team/other" ] || fail "a refused create happened"
+}
+
 test_erofs_with_readonly_1() {
   BACKING=$(mktemp -d "$FS9_TMP/fs9-lfs-backing.XXXXXX")
   echo data >"$BACKING/f"
