@@ -24,7 +24,8 @@
 #   memfs.pool   the same with -o inline=0: every call through the pool
 #   nullfs       fs9 over bench/nullfs (zeros, discarded writes, answers at
 #                once): FUSE + FS9 with no provider cost at all
-#   nullfs.pool  nullfs with nonblocking=0: every call through the pool
+#   nullfs.pool  nullfs with nonblocking=0 and -o mount_inline=0: every
+#                call through the pool
 #  Metadata rows, on mounts where nothing is cached (fs9: entry_timeout=0,
 #  attr_timeout=0, negative_timeout=0; ptll: timeout=0), so each call is a
 #  request:
@@ -222,7 +223,7 @@ mount_targets() {
   start memfs "$fs9" -f "${fs9_o[@]}" memfs "$work/m-memfs"
   start memfs.pool "$fs9" -f "${fs9_o[@]}" -o inline=0 memfs "$work/m-memfs.pool"
   start nullfs "$fs9" -f "${fs9_o[@]}" -o "plugin=$nullfs,size=${size_mib}M" nullfs "$work/m-nullfs"
-  start nullfs.pool "$fs9" -f "${fs9_o[@]}" -o "plugin=$nullfs,size=${size_mib}M,nonblocking=0" nullfs "$work/m-nullfs.pool"
+  start nullfs.pool "$fs9" -f "${fs9_o[@]}" -o "plugin=$nullfs,size=${size_mib}M,nonblocking=0,mount_inline=0" nullfs "$work/m-nullfs.pool"
   local t
   for t in ptll memfs memfs.pool nullfs nullfs.pool; do dir_of[$t]=${mnt_of[$t]}; done
   dir_of[tmpfs]=$data
@@ -368,7 +369,7 @@ if want fuse; then
   echo
   echo "FUSE overhead: $machine; medians of $runs runs after a warm-up pass"
   echo "  data: a ${size_mib} MiB file on tmpfs (copied into memfs; nullfs size=${size_mib}M); getattr rows ${secs} s each"
-  echo "  ptll: passthrough_ll -f -o source=DIR MNT (metadata rows: -o timeout=0); fs9: fs9 -f [-o inline=0] memfs MNT, fs9 -f -o plugin=nullfs.so[,nonblocking=0] nullfs MNT (metadata rows: -o entry_timeout=0,attr_timeout=0,negative_timeout=0)"
+  echo "  ptll: passthrough_ll -f -o source=DIR MNT (metadata rows: -o timeout=0); fs9: fs9 -f [-o inline=0] memfs MNT, fs9 -f -o plugin=nullfs.so[,nonblocking=0,mount_inline=0] nullfs MNT (metadata rows: -o entry_timeout=0,attr_timeout=0,negative_timeout=0)"
   summarize "${meta_rows[@]}" "${data_rows[@]}"
   echo
   echo "what the threadpool hop costs (FS9_CAP_NONBLOCKING providers are called inline by default):"
