@@ -3,7 +3,8 @@
 # tmpfs and through libfuse's passthrough_ll example, in one run.
 #
 #   scripts/bench-localfs.sh [--quick] [--runs N] [--build-dir DIR]
-#                            [--fs9-options LIST] [--rows "ROW ..."]
+#                            [--fs9-options LIST] [--ptll-options LIST]
+#                            [--rows "ROW ..."]
 #
 # What it does (as root: it mounts a tmpfs and two FUSE file systems):
 #   - builds fs9 and bench/bench_meta in a release build (DIR, default
@@ -13,7 +14,9 @@
 #     (512 MiB) and a tree of 10,000 files (100 directories of 100);
 #   - mounts it twice more: `passthrough_ll -f -o source=DATA MNT` (its
 #     documented usage, all its defaults) and `fs9 -f localfs:DATA MNT`
-#     (fs9's defaults; --fs9-options adds -o LIST, to compare settings);
+#     (fs9's defaults; --fs9-options adds -o LIST, to compare settings;
+#     --ptll-options adds -o LIST to passthrough_ll, e.g.
+#     default_permissions, which fs9 always has);
 #   - one untimed warm-up pass of every row on every target, then RUNS runs
 #     (9; --quick: 3 on smaller data), each running every row on the three
 #     targets in a rotating order (tmpfs, ptll, fs9 / ptll, fs9, tmpfs / ...)
@@ -49,6 +52,7 @@ runs=9
 quick=0
 builddir=$top/build-bench
 fs9_opts=
+ptll_opts=
 only_rows=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=${2:?--runs needs a number}; shift ;;
     --build-dir) builddir=${2:?--build-dir needs a directory}; shift ;;
     --fs9-options) fs9_opts=${2:?--fs9-options needs a list}; shift ;;
+    --ptll-options) ptll_opts=${2:?--ptll-options needs a list}; shift ;;
     --rows) only_rows=${2:?--rows needs row names}; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed 's/^# \{0,1\}//; /^set -uo/d'; exit 0 ;;
     *) echo "bench-localfs: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -163,7 +168,7 @@ wait_mount() { # MNT PID
   return 1
 }
 
-ptll_cmd=("$ptll" -f -o "source=$data" "$mnt_ptll")
+ptll_cmd=("$ptll" -f -o "source=$data${ptll_opts:+,$ptll_opts}" "$mnt_ptll")
 fs9_cmd=("$fs9" -f ${fs9_opts:+-o "$fs9_opts"} "localfs:$data" "$mnt_fs9")
 "${ptll_cmd[@]}" 2>"$work/ptll.log" &
 pid_ptll=$!
@@ -268,7 +273,7 @@ echo
 echo "localfs benchmark: native tmpfs, passthrough_ll and fs9 localfs over the same tmpfs data"
 echo "  machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), Linux $(uname -r); libfuse $(pkg-config --modversion fuse3); $(fio --version)"
 echo "  data: ${size_mib} MiB file; tree of $ndirs x $files_per_dir files; $nfiles files for create_stat_unlink; ${randio_mib} MiB of 4 KiB random I/O"
-echo "  ptll: passthrough_ll -f -o source=DATA MNT (passthrough_ll.c of libfuse3-dev $(pkg-config --modversion fuse3), its defaults: cache=auto, timeout=1, no writeback, no xattr, no flock); $(describe "$mnt_ptll")"
+echo "  ptll: passthrough_ll -f -o source=DATA${ptll_opts:+,$ptll_opts} MNT (passthrough_ll.c of libfuse3-dev $(pkg-config --modversion fuse3), its defaults: cache=auto, timeout=1, no writeback, no xattr, no flock); $(describe "$mnt_ptll")"
 echo "  fs9:  fs9 -f ${fs9_opts:+-o $fs9_opts }localfs:DATA MNT (${fs9_opts:+otherwise }defaults); $(describe "$mnt_fs9")"
 echo "  medians of $runs runs after a warm-up pass, targets interleaved; page cache dropped by fio (invalidate=1) before each fio job and by drop_caches before each metadata row; ${elapsed} s"
 echo
