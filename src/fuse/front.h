@@ -18,6 +18,7 @@
 
 #include "core/inode.h"
 #include "core/namespace.h"
+#include "fuse/wire.h"
 
 struct fs9_fuse_options {
     double entry_timeout;    /**< seconds the kernel may cache names */
@@ -30,8 +31,10 @@ struct fs9_fuse_options {
     int direct_io;           /**< bypass the page cache everywhere */
     int inline_calls;        /**< call NONBLOCKING providers inline */
     int noxattr;             /**< answer xattr requests ENOSYS, so the
-                                  kernel stops sending them (faster writes
-                                  and ls -l, no extended attributes) */
+                                  kernel stops sending them (faster ls -l,
+                                  no extended attributes) */
+    int kernel_killpriv;     /**< leave suid/sgid/capability clearing to
+                                  the kernel (no KILLPRIV_V2; wire.h) */
     unsigned max_write;      /**< bytes per write request */
     unsigned max_readahead;
     unsigned max_background;
@@ -46,6 +49,7 @@ struct fs9_fuse {
     struct fs9_inode_table *inodes;
     struct fs9_dispatcher *d;
     struct fs9_fuse_options opt;
+    struct fs9_wire wire; /* /dev/fuse as read and written (wire.h) */
 
     /* Pending poll notifications (poll(2) on stream files). */
     pthread_mutex_t poll_lock;

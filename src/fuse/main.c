@@ -691,6 +691,12 @@ int main(int argc, char **argv)
         remove_stop_signals(&stopper);
         goto out;
     }
+    if (fs9_wire_attach(se, &fs.wire, !c.fuse.kernel_killpriv) != 0) {
+        fprintf(stderr, "fs9: cannot watch /dev/fuse: out of memory\n");
+        fuse_session_unmount(se);
+        remove_stop_signals(&stopper);
+        goto out;
+    }
     fs9_info("mounted %s at %s", c.source, mountpoint);
     pthread_t detacher;
     int detaching = !c.foreground &&

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/router.h"
 #include "fuse/front.h"
+#include "fuse/wire.h"
 
 enum opcode {
     OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR,
@@ -63,6 +64,7 @@ struct op {
     uint32_t flags, mode;
     uint64_t rdev;
     int datasync, fmode, to_set;
+    int kill; /* the kernel asked to clear suid/sgid (see kill_suidgid) */
     struct stat st;
     struct fuse_file_info fi;
     struct fuse_pollhandle *ph;
@@ -237,6 +239,7 @@ static struct op *op_new(fuse_req_t req, int code, int (*exec)(struct op *),
     op->ctx.gid = c->gid;
     op->ctx.pid = c->pid;
     op->ctx.umask = c->umask;
+    op->kill = fs9_wire_kill_suidgid();
     char *p = op->buf;
     if (path) {
         op->path = memcpy(p, path, lp);
@@ -449,6 +452,55 @@ static void route_from_handle(struct op *op)
     op->r.flags = 0;
 }
 
+/* Is the caller root, or in group `gid` (primary or supplementary)? */
+static bool caller_in_group(struct op *op, uint32_t gid)
+{
+    if (op->ctx.uid == 0 || op->ctx.gid == gid)
+        return true;
+    gid_t groups[64];
+    int n = fuse_req_getgroups(op->req, 64, groups);
+    for (int i = 0; i < n && i < 64; i++)
+        if (groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* FUSE_HANDLE_KILLPRIV_V2 (wire.h): the kernel flagged this request — a
+ * write, truncate or O_TRUNC open by a caller without CAP_FSETID, or a
+ * chown — so clear set-user-ID, and set-group-ID when group-executable,
+ * as the VFS does for local filesystems.  The VFS makes that change
+ * whatever the caller may do (ATTR_FORCE), so it is made as the daemon.
+ * `a` holds the object's attributes and gets the new ones; 0 when nothing
+ * was to clear, or the wstat's result.
+ *
+ * A reply without attributes (write, open) leaves the kernel with the old
+ * mode for up to attr_timeout, during which exec(2) would still honour the
+ * bits, so `inval` drops its cached attributes, before the reply.  This
+ * is safe inside the request: with no page range to drop, the kernel only
+ * marks the attributes stale and takes no lock the request holds. */
+static int kill_suidgid(struct op *op, const struct fs9_route *r,
+                        struct fs9_handle *h, struct fs9_attr *a, bool inval)
+{
+    uint32_t kill = S_ISUID;
+    /* As setattr_should_drop_sgid(): set-group-ID goes when the file is
+     * group-executable, or else (mandatory-locking marker) when the caller
+     * is neither in the file's group nor root. */
+    if ((a->mode & S_ISGID) &&
+        ((a->mode & S_IXGRP) || !caller_in_group(op, a->gid)))
+        kill |= S_ISGID;
+    if (!S_ISREG(a->mode) || !(a->mode & kill))
+        return 0;
+    struct fs9_ctx self = op->ctx;
+    self.uid = (uint32_t)geteuid();
+    self.gid = (uint32_t)getegid();
+    struct fs9_wstat w = {.valid = FS9_WSTAT_MODE,
+                          .mode = a->mode & 07777 & ~kill};
+    int rc = fs9_ns_wstat(op->fs->ns, &self, r, h, &w, a);
+    if (rc == 0 && inval && op->ino)
+        fuse_lowlevel_notify_inval_inode(op->fs->se, op->ino, -1, 0);
+    return rc;
+}
+
 /* ---- entries ---- */
 
 /* Hand entry (`parent`, `name`) with attributes `a` to the kernel,
@@ -620,6 +672,8 @@ static int exec_setattr(struct op *op)
     }
     struct fs9_attr a;
     int rc = fs9_ns_wstat(op->fs->ns, &op->ctx, &op->r, op->h, &w, &a);
+    if (rc == 0 && op->kill && !(s & FUSE_SET_ATTR_MODE))
+        rc = kill_suidgid(op, &op->r, op->h, &a, false);
     if (rc < 0)
         return reply_err(op, rc);
     return reply_attr(op, &a, op->r.mount);
@@ -865,6 +919,11 @@ static int exec_open(struct op *op)
                          &id, &out);
     if (rc < 0)
         return reply_err(op, rc);
+    if (op->kill && (op->flags & FS9_OPEN_TRUNC) &&
+        (rc = kill_suidgid(op, &op->r, NULL, &out.attr, true)) < 0) {
+        fs9_ns_close(fs->ns, id, 0);
+        return reply_err(op, rc);
+    }
     if (!op_claim(op)) {
         fs9_ns_close(fs->ns, id, 0); /* too late: nobody will use it */
         return FS9_WORK_DONE;
@@ -972,6 +1031,19 @@ static void fs9_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static int exec_write(struct op *op)
 {
+    if (op->kill) {
+        /* Before the data, as the VFS does: a failure to clear leaves the
+         * file unwritten rather than written with its privileges kept.
+         * An object the provider cannot stat has no mode bits to keep. */
+        struct fs9_attr a;
+        if (fs9_ns_fstat(op->fs->ns, &op->ctx, op->h, &a) == 0 &&
+            S_ISREG(a.mode) && (a.mode & (S_ISUID | S_ISGID))) {
+            route_from_handle(op);
+            int rc = kill_suidgid(op, &op->r, op->h, &a, true);
+            if (rc < 0)
+                return reply_err(op, rc);
+        }
+    }
     ssize_t n = fs9_ns_write(op->fs->ns, op->h, op->data, op->size, op->off);
     if (n < 0)
         return reply_err(op, (int)n);
@@ -1286,8 +1358,8 @@ static struct op *xattr_op(fuse_req_t req, int code, int (*exec)(struct op *),
                            fuse_ino_t ino, const char *xname, size_t extra)
 {
     if (FS(req)->opt.noxattr) {
-        /* The kernel remembers ENOSYS and stops asking: no more round trip
-         * for security.capability before every write.  Applications get
+        /* The kernel remembers ENOSYS and stops asking: no more round
+         * trips for ls -l's security attributes.  Applications get
          * EOPNOTSUPP. */
         fuse_reply_err(req, ENOSYS);
         return NULL;

@@ -192,6 +192,8 @@ static int parse_one(struct fs9_cmdline *c, const char *key, const char *val,
         return parse_bool(key, val, &c->fuse.direct_io);
     if (!strcmp(key, "noxattr"))
         return parse_bool(key, val, &c->fuse.noxattr);
+    if (!strcmp(key, "kernel_killpriv"))
+        return parse_bool(key, val, &c->fuse.kernel_killpriv);
     if (!strcmp(key, "inline"))
         return parse_bool(key, val, &c->fuse.inline_calls);
     if (!strcmp(key, "clone_fd"))
@@ -481,8 +483,11 @@ void fs9_cmdline_usage(const char *prog)
         "  -o direct_io          bypass the page cache for every file\n"
         "  -o noxattr            no extended attributes: the kernel then stops "
         "asking\n"
-        "                        for them before every write and in ls -l "
-        "(faster)\n"
+        "                        for them in ls -l (faster)\n"
+        "  -o kernel_killpriv    let the kernel clear suid, sgid and file "
+        "capabilities\n"
+        "                        on write (a getxattr before every write; "
+        "see fs9(1))\n"
         "  -o inline=0           never call providers on request threads\n"
         "  -o clone_fd           one /dev/fuse descriptor per thread\n"
         "  -o clear_stale        unmount a dead fs9 left at MOUNTPOINT first\n"

@@ -490,6 +490,23 @@ static void xattrs_free(struct memfs_xattr *x)
     }
 }
 
+/** A write, a truncation or a change of owner drops the file's
+ *  capabilities, as it does on every Linux filesystem: a changed program
+ *  must not keep the privileges granted to the old one.  n->lock is held
+ *  for writing. */
+static void drop_capabilities(struct memfs_node *n)
+{
+    struct memfs_xattr **pp = &n->xattrs;
+    while (*pp && strcmp((*pp)->name, "security.capability") != 0)
+        pp = &(*pp)->next;
+    struct memfs_xattr *x = *pp;
+    if (!x)
+        return;
+    *pp = x->next;
+    free(x->value);
+    free(x);
+}
+
 /** Free a node that has neither names nor handles (or, from destroy, is
  *  going away with the whole tree).  A directory must be empty. */
 static void node_free(struct memfs *fs, struct memfs_node *n)
@@ -1214,6 +1231,8 @@ static int memfs_wstat(void *self, const struct fs9_ctx *ctx,
             n->uid = w->uid;
         if (v & FS9_WSTAT_GID)
             n->gid = w->gid;
+        if (v & (FS9_WSTAT_SIZE | FS9_WSTAT_UID | FS9_WSTAT_GID))
+            drop_capabilities(n);
         if (v & FS9_WSTAT_SIZE) {
             /* As truncate(2): mtime moves even when the size does not. */
             file_set_size(fs, n, w->size);
@@ -1379,6 +1398,7 @@ static int memfs_open(void *self, const struct fs9_ctx *ctx, const char *path,
         /* Like O_TRUNC on Linux: times move even for an empty file. */
         struct timespec now = memfs_now(fs);
         file_set_size(fs, n, 0);
+        drop_capabilities(n);
         n->mtime = n->ctime = now;
     }
     if (h) {
@@ -1544,6 +1564,7 @@ static ssize_t memfs_write(void *self, void *handle, const void *buf,
     }
     if (done) {
         struct timespec now = memfs_now(fs);
+        drop_capabilities(n);
         if (off + done > n->size)
             n->size = off + done;
         n->mtime = n->ctime = now;

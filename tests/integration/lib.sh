@@ -47,6 +47,20 @@ fs9_start() {
   return 1
 }
 
+# remount [fs9 options...]: in a per-provider test, mount $PROVIDER afresh
+# at $MNT with these options (a localfs keeps its backing directory), and
+# cd into it.
+remount() {
+  cd /
+  fs9_stop || return 1
+  case $PROVIDER in
+    memfs) fs9_start "$@" memfs "$MNT" ;;
+    localfs) fs9_start "$@" "localfs:$BACKING" "$MNT" ;;
+    *) fail "remount: unknown provider $PROVIDER" ;;
+  esac
+  cd "$MNT"
+}
+
 # fs9_unmount MOUNTPOINT: unmount within a few seconds, whatever it takes.
 fs9_unmount() {
   local mnt=$1

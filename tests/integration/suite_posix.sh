@@ -310,6 +310,78 @@ test_xattrs_set_get_list_remove() {
   assert_eq "$(getfattr --only-values -n user.d d)" 1
 }
 
+# Set-user-ID and set-group-ID go when a file changes, as on ext4 or tmpfs
+# (fs9 clears them itself under FUSE_HANDLE_KILLPRIV_V2; see wire.h).
+test_suid_and_sgid_are_cleared_on_change_as_on_a_local_filesystem() {
+  remount -o allow_other
+  chmod 755 .
+  nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+  nobody true 2>/dev/null || skip "setpriv cannot switch to nobody"
+  mode() { stat -c %a s; }
+  touch s
+  chmod 6777 s; echo root >>s
+  assert_eq "$(mode)" 6777 "root (CAP_FSETID) writing keeps them"
+  nobody sh -c 'echo x >>s'
+  assert_eq "$(mode)" 777 "an unprivileged write"
+  chmod 6777 s; nobody dd if=/dev/zero of=s bs=1 count=1 seek=3 conv=notrunc status=none
+  assert_eq "$(mode)" 777 "an unprivileged pwrite"
+  chmod 6777 s; nobody truncate -s 1 s
+  assert_eq "$(mode)" 777 "an unprivileged truncate"
+  chmod 6777 s; nobody sh -c ': >s'
+  assert_eq "$(mode)" 777 "an unprivileged open(O_TRUNC)"
+  chmod 6767 s; nobody sh -c 'echo x >>s'
+  assert_eq "$(mode)" 767 "sgid without group-exec, writer outside the group"
+  chmod 6767 s; setpriv --reuid=65534 --regid=65534 --groups=0 sh -c 'echo x >>s'
+  assert_eq "$(mode)" 2767 "sgid without group-exec, writer in the group"
+  chmod 6777 s; chown 65534:65534 s
+  assert_eq "$(mode)" 777 "chown"
+  chmod 6755 s; chown 0:0 s; chmod 6755 s; touch -m s
+  assert_eq "$(mode)" 6755 "a change of times is no change of the program"
+}
+
+# A file's capabilities go with a write, a truncate or a chown, and the
+# kernel asks for security.capability once per file, not before each write.
+test_file_capabilities_dropped_on_write_with_one_question_per_file() {
+  getxattrs() { awk '$1 == "op.getxattr.count" { print $2 }' .fs9/stats; }
+  python3 - <<'PY'
+import os, struct
+# a valid VFS_CAP_REVISION_2 value: cap_net_bind_service, effective
+cap = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
+open("c", "w").close()
+for change in ("write", "truncate", "chown"):
+    os.setxattr("c", "security.capability", cap)
+    if change == "write":
+        with open("c", "a") as f: f.write("x")
+    elif change == "truncate":
+        os.truncate("c", 0)
+    else:
+        os.chown("c", 1, 1)
+    try:
+        os.getxattr("c", "security.capability")
+        raise SystemExit(f"{change} kept security.capability")
+    except OSError as e:
+        assert e.errno == 61, e  # ENODATA
+PY
+  before=$(getxattrs)
+  python3 -c '
+import os
+fd = os.open("w", os.O_CREAT | os.O_WRONLY, 0o644)
+for i in range(200): os.write(fd, b"x" * 100)
+os.close(fd)'
+  asked=$(( $(getxattrs) - before ))
+  [ "$asked" -le 2 ] || fail "200 writes sent $asked getxattr requests (KILLPRIV_V2 not in effect?)"
+  # and with -o kernel_killpriv the kernel asks before every write
+  remount -o kernel_killpriv
+  before=$(getxattrs)
+  python3 -c '
+import os
+fd = os.open("w", os.O_CREAT | os.O_WRONLY, 0o644)
+for i in range(200): os.write(fd, b"x" * 100)
+os.close(fd)'
+  asked=$(( $(getxattrs) - before ))
+  [ "$asked" -ge 200 ] || fail "-o kernel_killpriv: 200 writes sent only $asked getxattr requests"
+}
+
 test_fifo_and_append_mode() {
   mkfifo pipe
   assert_eq "$(stat -c %F pipe)" fifo

@@ -1601,6 +1601,56 @@ Test(memfs, xattr_set_get_size_query_and_erange)
     cr_assert_eq(ops->getxattr(fs, "f", "user.colour", buf, sizeof buf), 3);
 }
 
+/* What a changed file must lose, as on every Linux filesystem: with
+ * FUSE_HANDLE_KILLPRIV_V2 the kernel leaves it to the filesystem. */
+Test(memfs, write_truncate_and_chown_drop_file_capabilities)
+{
+    static const char cap[] = "0123456789abcdefghij"; /* opaque here */
+    put("f", "x");
+    const char *what[] = {"write", "truncate", "chown", "open O_TRUNC"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(ops->setxattr(fs, &ctx, "f", "security.capability", cap,
+                                   20, 0), 0);
+        cr_assert_eq(ops->setxattr(fs, &ctx, "f", "user.keep", "1", 1, 0),
+                     0);
+        void *h;
+        switch (i) {
+        case 0:
+            h = openh("f", FS9_OPEN_WRITE, 0);
+            cr_assert_eq(ops->write(fs, h, "y", 1, 1), 1);
+            cr_assert_eq(ops->close(fs, h, 0), 0);
+            break;
+        case 1:
+            cr_assert_eq(wstat_("f", NULL, (struct fs9_wstat){
+                                               .valid = FS9_WSTAT_SIZE,
+                                               .size = 1}),
+                         0);
+            break;
+        case 2:
+            cr_assert_eq(wstat_("f", NULL, (struct fs9_wstat){
+                                               .valid = FS9_WSTAT_UID,
+                                               .uid = 7}),
+                         0);
+            break;
+        default:
+            h = openh("f", FS9_OPEN_WRITE | FS9_OPEN_TRUNC, 0);
+            cr_assert_eq(ops->close(fs, h, 0), 0);
+            break;
+        }
+        cr_assert_eq(ops->getxattr(fs, "f", "security.capability", NULL, 0),
+                     -ENODATA, "%s kept security.capability", what[i]);
+        cr_assert_eq(ops->getxattr(fs, "f", "user.keep", NULL, 0), 1,
+                     "%s dropped another attribute", what[i]);
+    }
+    /* a change of mode or times is not a change of the program */
+    cr_assert_eq(ops->setxattr(fs, &ctx, "f", "security.capability", cap, 20,
+                               0), 0);
+    cr_assert_eq(wstat_("f", NULL, (struct fs9_wstat){.valid = FS9_WSTAT_MODE,
+                                                       .mode = 0755}),
+                 0);
+    cr_assert_eq(ops->getxattr(fs, "f", "security.capability", NULL, 0), 20);
+}
+
 Test(memfs, xattr_create_and_replace_flags)
 {
     put("f", "x");
