@@ -138,9 +138,12 @@ static void opt_escape(char *out, size_t len, const char *s)
  *
  * SIGINT, SIGTERM and SIGHUP start an orderly stop.  The handler only
  * writes the signal's number to a pipe; a stop thread then, while the
- * request loop still runs, flushes what the kernel holds for us (syncfs on
- * the mount: with -o writeback the page cache holds data the application
- * was told is written), and only then ends the loop, waking the thread
+ * request loop still runs, flushes what the kernel holds for us (with -o
+ * writeback the page cache holds data the application was told is
+ * written: syncfs starts its write-back, and an fsync of every file open
+ * for writing waits for it, since syncfs no longer waits on FUSE mounts
+ * (Linux 6.19, and stable kernels since: AS_NO_DATA_INTEGRITY), and only
+ * then ends the loop, waking the thread
  * that runs it.  libfuse's own handlers end the loop at once, before that
  * data could reach the provider.  A signal ignored when fs9 starts (nohup,
  * background jobs of a script) stays ignored, as with libfuse. */
@@ -149,6 +152,7 @@ static atomic_int loop_ended;
 
 struct stopper {
     struct fuse_session *se;
+    struct fs9_fuse *fs;
     const char *mountpoint;
     pthread_t loop_thread;
     int writeback;
@@ -190,6 +194,7 @@ static void *stop_main(void *arg)
                          strerror(errno));
             close(fd);
         }
+        fs9_fuse_sync_open_files(st->fs, st->mountpoint);
     }
     fuse_session_exit(st->se);
     /* The loop thread waits in sem_wait() (several request threads) or
@@ -679,7 +684,7 @@ int main(int argc, char **argv)
         goto out;
     }
     fs.se = se;
-    struct stopper stopper = {.se = se, .mountpoint = mountpoint,
+    struct stopper stopper = {.se = se, .fs = &fs, .mountpoint = mountpoint,
                               .writeback = c.fuse.writeback};
     if (install_stop_signals(&stopper) != 0) {
         fprintf(stderr, "fs9: cannot install signal handlers\n");

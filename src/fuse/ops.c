@@ -1909,6 +1909,49 @@ int fs9_fuse_init(struct fs9_fuse *fs, struct fs9_ns *ns,
     return 0;
 }
 
+/* Handles whose data the kernel may hold in its page cache. */
+static int cached_writer(const struct fs9_handle *h, void *arg)
+{
+    (void)arg;
+    return (h->flags & FS9_OPEN_WRITE) &&
+           !(h->out_flags & FS9_OPEN_OUT_DIRECT_IO);
+}
+
+int fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint)
+{
+    struct fs9_registry *reg = fs9_ns_handles(fs->ns);
+    size_t n = 0;
+    uint64_t *ids = fs9_registry_ids(reg, cached_writer, NULL, &n);
+    int failed = 0;
+    for (size_t i = 0; ids && i < n; i++) {
+        struct fs9_handle *h = fs9_registry_acquire(reg, ids[i]);
+        if (!h)
+            continue; /* closed meanwhile: the kernel flushed it */
+        /* Where the file is now, through its node (open(2) records it,
+         * create(2) does not), else where it was opened. */
+        char rel[PATH_MAX], path[PATH_MAX];
+        if (!h->nodeid ||
+            fs9_inode_path(fs->inodes, h->nodeid, NULL, rel, sizeof rel) < 0)
+            snprintf(rel, sizeof rel, "%s", h->path);
+        fs9_registry_release(reg, h);
+        if (snprintf(path, sizeof path, "%s%s", mountpoint, rel) >=
+            (int)sizeof path)
+            continue;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                                O_CLOEXEC);
+        if (fd < 0)
+            continue; /* renamed or removed since */
+        if (fsync(fd) != 0) {
+            fs9_warn("cannot write back %s before stopping: %s", rel,
+                     strerror(errno));
+            failed++;
+        }
+        close(fd);
+    }
+    free(ids);
+    return failed;
+}
+
 void fs9_fuse_fini(struct fs9_fuse *fs)
 {
     fs9_ns_set_notify_hook(fs->ns, NULL, NULL);
