@@ -81,7 +81,8 @@ die() { echo "bench-localfs: $*" >&2; exit 1; }
 for tool in fio cc pkg-config fusermount3 mount umount; do
   command -v $tool >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
 done
-ptll_src=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+# shellcheck source=scripts/bench-lib.sh
+source "$top/scripts/bench-lib.sh"
 [ -f "$ptll_src" ] || die "$ptll_src is missing (apt-get install libfuse3-dev)"
 
 echo "== building fs9 (release) in $builddir" >&2
@@ -98,31 +99,6 @@ mnt_fs9=$work/mnt-fs9
 pid_ptll= pid_fs9=
 fusectl_mounted=0
 
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-
-# Unmount a FUSE mount within seconds: fusermount3, else abort the
-# connection through fusectl and detach.
-fuse_off() {
-  local mnt=$1 conn
-  is_mounted "$mnt" || return 0
-  timeout 10 fusermount3 -u "$mnt" 2>/dev/null && return 0
-  conn=$(awk -v m="$mnt" '$5 == m { split($3, d, ":"); print d[1] * 1048576 + d[2]; exit }' /proc/self/mountinfo)
-  [ -n "$conn" ] && [ -w "/sys/fs/fuse/connections/$conn/abort" ] &&
-    echo 1 >"/sys/fs/fuse/connections/$conn/abort"
-  timeout 10 fusermount3 -u -z "$mnt" 2>/dev/null || timeout 10 umount -l "$mnt" 2>/dev/null || true
-}
-
-# Wait for a daemon we started to exit; TERM, then KILL, by its PID.
-reap() {
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null; sleep 1; kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   cd /
   fuse_off "$mnt_fs9"; fuse_off "$mnt_ptll"
@@ -136,13 +112,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# passthrough_ll, compiled as its header says, from the installed example.
-mkdir -p "$work/ptll" "$tmpfs" "$mnt_ptll" "$mnt_fs9"
-cp "$ptll_src" "$(dirname "$ptll_src")/passthrough_helpers.h" "$work/ptll/"
-# shellcheck disable=SC2046
-cc -O2 -Wall "$work/ptll/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) \
-  -o "$work/ptll/passthrough_ll" || die "cannot compile passthrough_ll"
-ptll=$work/ptll/passthrough_ll
+mkdir -p "$tmpfs" "$mnt_ptll" "$mnt_fs9"
+ptll=$(build_ptll "$work/ptll") || exit 1
 
 # fusectl shows each connection's settings (and can abort a hung one).
 if [ -d /sys/fs/fuse/connections ] && ! is_mounted /sys/fs/fuse/connections; then
@@ -250,7 +221,6 @@ run_pass() { # RUN (0: warm-up, not recorded)
 }
 
 bdi_of() { awk -v m="$1" '$5 == m { print $3; exit }' /proc/self/mountinfo; }
-conn_of() { awk -v m="$1" '$5 == m { split($3, d, ":"); print d[1] * 1048576 + d[2]; exit }' /proc/self/mountinfo; }
 describe() { # MNT: kernel-side settings of a FUSE mount
   local bdi conn
   bdi=$(bdi_of "$1"); conn=$(conn_of "$1")

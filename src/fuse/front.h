@@ -84,8 +84,8 @@ void fs9_fuse_fini(struct fs9_fuse *fs);
 /** Make the kernel write back, and wait for, the cached data of every file
  *  open for writing: fsync(2) of each through the mount at `mountpoint`.
  *  For a stop with the write-back cache, while the request loop still
- *  runs; never from a request thread.  Returns how many files could not be
- *  synced (gone from the namespace ones are not counted). */
-int fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint);
+ *  runs; never from a request thread.  A file that cannot be synced is
+ *  logged; one gone from the namespace has nothing left to keep. */
+void fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint);
 
 #endif

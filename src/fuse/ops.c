@@ -467,11 +467,11 @@ static bool caller_in_group(struct op *op, uint32_t gid)
 
 /* FUSE_HANDLE_KILLPRIV_V2 (wire.h): the kernel flagged this request — a
  * write, truncate or O_TRUNC open by a caller without CAP_FSETID, or a
- * chown — so clear set-user-ID, and set-group-ID when group-executable,
- * as the VFS does for local filesystems.  The VFS makes that change
- * whatever the caller may do (ATTR_FORCE), so it is made as the daemon.
- * `a` holds the object's attributes and gets the new ones; 0 when nothing
- * was to clear, or the wstat's result.
+ * chown — so clear set-user-ID and set-group-ID as the VFS does for
+ * local filesystems.  The VFS makes that change whatever the caller may do
+ * (ATTR_FORCE), so it is made as the daemon.  `a` holds the object's
+ * attributes and gets the new ones; `r` is its route, NULL to route from
+ * op->h.  0 when nothing was to clear, or the wstat's result.
  *
  * A reply without attributes (write, open) leaves the kernel with the old
  * mode for up to attr_timeout, during which exec(2) would still honour the
@@ -481,6 +481,8 @@ static bool caller_in_group(struct op *op, uint32_t gid)
 static int kill_suidgid(struct op *op, const struct fs9_route *r,
                         struct fs9_handle *h, struct fs9_attr *a, bool inval)
 {
+    if (!S_ISREG(a->mode))
+        return 0;
     uint32_t kill = S_ISUID;
     /* As setattr_should_drop_sgid(): set-group-ID goes when the file is
      * group-executable, or else (mandatory-locking marker) when the caller
@@ -488,8 +490,12 @@ static int kill_suidgid(struct op *op, const struct fs9_route *r,
     if ((a->mode & S_ISGID) &&
         ((a->mode & S_IXGRP) || !caller_in_group(op, a->gid)))
         kill |= S_ISGID;
-    if (!S_ISREG(a->mode) || !(a->mode & kill))
+    if (!(a->mode & kill))
         return 0;
+    if (!r) {
+        route_from_handle(op);
+        r = &op->r;
+    }
     struct fs9_ctx self = op->ctx;
     self.uid = (uint32_t)geteuid();
     self.gid = (uint32_t)getegid();
@@ -1036,13 +1042,11 @@ static int exec_write(struct op *op)
          * file unwritten rather than written with its privileges kept.
          * An object the provider cannot stat has no mode bits to keep. */
         struct fs9_attr a;
-        if (fs9_ns_fstat(op->fs->ns, &op->ctx, op->h, &a) == 0 &&
-            S_ISREG(a.mode) && (a.mode & (S_ISUID | S_ISGID))) {
-            route_from_handle(op);
-            int rc = kill_suidgid(op, &op->r, op->h, &a, true);
-            if (rc < 0)
-                return reply_err(op, rc);
-        }
+        int rc = fs9_ns_fstat(op->fs->ns, &op->ctx, op->h, &a) == 0
+                     ? kill_suidgid(op, NULL, op->h, &a, true)
+                     : 0;
+        if (rc < 0)
+            return reply_err(op, rc);
     }
     ssize_t n = fs9_ns_write(op->fs->ns, op->h, op->data, op->size, op->off);
     if (n < 0)
@@ -1917,12 +1921,11 @@ static int cached_writer(const struct fs9_handle *h, void *arg)
            !(h->out_flags & FS9_OPEN_OUT_DIRECT_IO);
 }
 
-int fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint)
+void fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint)
 {
     struct fs9_registry *reg = fs9_ns_handles(fs->ns);
     size_t n = 0;
     uint64_t *ids = fs9_registry_ids(reg, cached_writer, NULL, &n);
-    int failed = 0;
     for (size_t i = 0; ids && i < n; i++) {
         struct fs9_handle *h = fs9_registry_acquire(reg, ids[i]);
         if (!h)
@@ -1941,15 +1944,12 @@ int fs9_fuse_sync_open_files(struct fs9_fuse *fs, const char *mountpoint)
                                 O_CLOEXEC);
         if (fd < 0)
             continue; /* renamed or removed since */
-        if (fsync(fd) != 0) {
+        if (fsync(fd) != 0)
             fs9_warn("cannot write back %s before stopping: %s", rel,
                      strerror(errno));
-            failed++;
-        }
         close(fd);
     }
     free(ids);
-    return failed;
 }
 
 void fs9_fuse_fini(struct fs9_fuse *fs)

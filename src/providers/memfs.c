@@ -490,21 +490,34 @@ static void xattrs_free(struct memfs_xattr *x)
     }
 }
 
+/** Where attribute `name` of `n` is linked (*result NULL: absent). */
+static struct memfs_xattr **xattr_find(struct memfs_node *n,
+                                       const char *name)
+{
+    struct memfs_xattr **pp = &n->xattrs;
+    while (*pp && strcmp((*pp)->name, name) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/** Unlink and free the attribute at *pp (from xattr_find, not absent). */
+static void xattr_remove(struct memfs_xattr **pp)
+{
+    struct memfs_xattr *x = *pp;
+    *pp = x->next;
+    free(x->value);
+    free(x);
+}
+
 /** A write, a truncation or a change of owner drops the file's
  *  capabilities, as it does on every Linux filesystem: a changed program
  *  must not keep the privileges granted to the old one.  n->lock is held
  *  for writing. */
 static void drop_capabilities(struct memfs_node *n)
 {
-    struct memfs_xattr **pp = &n->xattrs;
-    while (*pp && strcmp((*pp)->name, "security.capability") != 0)
-        pp = &(*pp)->next;
-    struct memfs_xattr *x = *pp;
-    if (!x)
-        return;
-    *pp = x->next;
-    free(x->value);
-    free(x);
+    struct memfs_xattr **pp = xattr_find(n, "security.capability");
+    if (*pp)
+        xattr_remove(pp);
 }
 
 /** Free a node that has neither names nor handles (or, from destroy, is
@@ -2057,15 +2070,6 @@ static int xattr_check_name(const char *name)
     return -EOPNOTSUPP;
 }
 
-static struct memfs_xattr **xattr_find(struct memfs_node *n,
-                                       const char *name)
-{
-    struct memfs_xattr **pp = &n->xattrs;
-    while (*pp && strcmp((*pp)->name, name) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
 static ssize_t memfs_getxattr(void *self, const char *path, const char *name,
                               void *buf, size_t size)
 {
@@ -2213,10 +2217,7 @@ static int memfs_removexattr(void *self, const struct fs9_ctx *ctx,
         if (!*pp) {
             rc = -ENODATA;
         } else {
-            struct memfs_xattr *x = *pp;
-            *pp = x->next;
-            free(x->value);
-            free(x);
+            xattr_remove(pp);
             n->ctime = memfs_now(fs);
         }
         pthread_rwlock_unlock(&n->lock);
